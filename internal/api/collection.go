@@ -1,0 +1,192 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	"github.com/vland/vland/internal/apierr"
+	"github.com/vland/vland/internal/model"
+	"github.com/vland/vland/internal/policy"
+	"github.com/vland/vland/internal/service"
+)
+
+// collection serves one resource kind's CRUD with Neutron's conventions.
+type collection struct {
+	name   string
+	spec   *model.Spec
+	svc    *service.Service
+	create func(ctx context.Context, items []model.Fields) ([]model.Object, error)
+	update func(ctx context.Context, id string, f model.Fields) (model.Object, error)
+	remove func(ctx context.Context, id string) error
+	// notFound is the kind's 404 for an id.
+	notFound func(id string) error
+}
+
+// objects converts typed slices for the generic collection code.
+func objects[T model.Object](in []T, err error) ([]model.Object, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.Object, len(in))
+	for i, o := range in {
+		out[i] = o
+	}
+	return out, nil
+}
+
+func object[T model.Object](o T, err error) (model.Object, error) {
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func coreCollections(svc *service.Service) map[string]*collection {
+	return map[string]*collection{
+		service.Networks: {
+			name: service.Networks, spec: model.NetworkSpec, svc: svc,
+			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
+				return objects(svc.CreateNetworks(ctx, f))
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdateNetwork(ctx, id, f))
+			},
+			remove:   svc.DeleteNetwork,
+			notFound: func(id string) error { return apierr.NotFound("Network", "Network", id) },
+		},
+		service.Subnets: {
+			name: service.Subnets, spec: model.SubnetSpec, svc: svc,
+			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
+				return objects(svc.CreateSubnets(ctx, f))
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdateSubnet(ctx, id, f))
+			},
+			remove:   svc.DeleteSubnet,
+			notFound: func(id string) error { return apierr.NotFound("Subnet", "Subnet", id) },
+		},
+		service.Ports: {
+			name: service.Ports, spec: model.PortSpec, svc: svc,
+			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
+				return objects(svc.CreatePorts(ctx, f))
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdatePort(ctx, id, f))
+			},
+			remove:   svc.DeletePort,
+			notFound: func(id string) error { return apierr.NotFound("Port", "Port", id) },
+		},
+	}
+}
+
+func (c *collection) serveCollection(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		c.list(w, r)
+	case http.MethodPost:
+		c.post(w, r)
+	default:
+		methodNotAllowed(w)
+	}
+}
+
+func (c *collection) serveItem(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		c.show(w, r, id)
+	case http.MethodPut:
+		c.put(w, r, id)
+	case http.MethodDelete:
+		if err := c.remove(r.Context(), id); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		methodNotAllowed(w)
+	}
+}
+
+func (c *collection) show(w http.ResponseWriter, r *http.Request, id string) {
+	view, ok := c.svc.CachedView(r.Context(), c.name, id)
+	if !ok {
+		writeError(w, c.notFound(id))
+		return
+	}
+	fields, err := fieldsParam(r.URL.Query(), c.spec)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(view, policy.From(r.Context()), c.name, fields)})
+}
+
+func (c *collection) post(w http.ResponseWriter, r *http.Request) {
+	body, err := model.DecodeJSON(r.Body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	items, bulk, err := c.spec.DecodeBody(body, model.Create)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	objs, err := c.create(r.Context(), items)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cr := policy.From(r.Context())
+	if !bulk {
+		writeJSON(w, http.StatusCreated, map[string]any{c.spec.Singular: render(objs[0].View(), cr, c.name, nil)})
+		return
+	}
+	out := make([]any, len(objs))
+	for i, o := range objs {
+		out[i] = render(o.View(), cr, c.name, nil)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{c.spec.Plural: out})
+}
+
+func (c *collection) put(w http.ResponseWriter, r *http.Request, id string) {
+	body, err := model.DecodeJSON(r.Body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	items, _, err := c.spec.DecodeBody(body, model.Update)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	o, err := c.update(r.Context(), id, items[0])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(o.View(), policy.From(r.Context()), c.name, nil)})
+}
+
+// render copies a view for the caller: without attributes it may not see,
+// and only the requested fields when some are named.
+func render(view map[string]any, cr *policy.Credentials, kind string, fields []string) map[string]any {
+	hidden := policy.HiddenAttributes(cr, kind)
+	out := make(map[string]any, len(view))
+	if len(fields) > 0 {
+		for _, f := range fields {
+			if v, ok := view[f]; ok && !slices.Contains(hidden, f) {
+				out[f] = v
+			}
+		}
+		return out
+	}
+	for k, v := range view {
+		if !slices.Contains(hidden, k) {
+			out[k] = v
+		}
+	}
+	return out
+}

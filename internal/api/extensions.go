@@ -1,0 +1,61 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+
+	"github.com/vland/vland/internal/apierr"
+)
+
+// Extension is an API extension as GET /v2.0/extensions lists it.
+type Extension struct {
+	Alias       string `json:"alias"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Updated     string `json:"updated"`
+	Links       []any  `json:"links"`
+}
+
+// extensionList is every extension vland implements; an alias is listed
+// only once its behaviour is complete and tested, because clients switch
+// features on by what they find here.
+var extensionList = []Extension{
+	{Alias: "allowed-address-pairs", Name: "Allowed Address Pairs", Description: "Provides allowed address pairs", Updated: "2013-07-23T10:00:00-00:00"},
+	{Alias: "binding", Name: "Port Binding", Description: "Expose port bindings of a virtual port to external application", Updated: "2014-02-03T10:00:00-00:00"},
+	{Alias: "external-net", Name: "Neutron external network", Description: "Adds external network attribute to network resource.", Updated: "2013-01-14T10:00:00-00:00"},
+	{Alias: "multi-provider", Name: "Multi Provider Network", Description: "Expose mapping of virtual networks to multiple physical networks", Updated: "2013-06-27T10:00:00-00:00"},
+	{Alias: "net-mtu", Name: "Network MTU", Description: "Provides MTU attribute for a network resource.", Updated: "2015-03-25T10:00:00-00:00"},
+	{Alias: "net-mtu-writable", Name: "Network MTU (writable)", Description: "Provides a writable MTU attribute for a network resource.", Updated: "2017-07-12T00:00:00-00:00"},
+	{Alias: "port-security", Name: "Port Security", Description: "Provides port security", Updated: "2012-07-23T10:00:00-00:00"},
+	{Alias: "project-id", Name: "project_id field enabled", Description: "Extension that indicates that project_id field is enabled.", Updated: "2016-09-09T09:09:09-09:09"},
+	{Alias: "provider", Name: "Provider Network", Description: "Expose mapping of virtual networks to physical networks", Updated: "2012-09-07T10:00:00-00:00"},
+	{Alias: "standard-attr-description", Name: "standard-attr-description", Description: "Extension to add descriptions to standard attributes", Updated: "2016-02-10T10:00:00-00:00"},
+}
+
+func (a *API) extensions(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w)
+		return
+	}
+	list := slices.Clone(extensionList)
+	for i := range list {
+		list[i].Links = []any{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"extensions": list})
+}
+
+func (a *API) extension(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w)
+		return
+	}
+	alias := r.PathValue("alias")
+	for _, e := range extensionList {
+		if e.Alias == alias {
+			e.Links = []any{}
+			writeJSON(w, http.StatusOK, map[string]any{"extension": e})
+			return
+		}
+	}
+	writeError(w, apierr.New(http.StatusNotFound, "HTTPNotFound", "Extension with alias %s does not exist", alias))
+}

@@ -1,0 +1,308 @@
+package api
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vland/vland/internal/apierr"
+	"github.com/vland/vland/internal/model"
+	"github.com/vland/vland/internal/policy"
+)
+
+// reserved query parameters that are not filters.
+var reserved = []string{"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fieldsParam returns the fields= selection, validated against the spec.
+func fieldsParam(q url.Values, spec *model.Spec) ([]string, error) {
+	var out []string
+	for _, v := range q["fields"] {
+		for _, f := range strings.Split(v, ",") {
+			if f == "" {
+				continue
+			}
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// filter is one attribute's accepted values (repeated keys are ORed).
+type filter struct {
+	attr   string
+	values []string
+}
+
+func parseFilters(q url.Values, spec *model.Spec) ([]filter, error) {
+	var out []filter
+	for _, k := range sortedKeys(q) {
+		if slices.Contains(reserved, k) {
+			continue
+		}
+		if _, ok := spec.Lookup(k); !ok {
+			return nil, apierr.BadRequest("%s is invalid attribute for filtering", k)
+		}
+		out = append(out, filter{attr: k, values: q[k]})
+	}
+	return out, nil
+}
+
+// matches reports whether a rendered view passes every filter.
+func matches(view map[string]any, filters []filter) bool {
+	for _, f := range filters {
+		v := view[f.attr]
+		ok := false
+		for _, want := range f.values {
+			if matchValue(f.attr, v, want) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func matchValue(attr string, v any, want string) bool {
+	switch t := v.(type) {
+	case nil:
+		return want == "" || want == "None" || want == "null"
+	case string:
+		return t == want
+	case bool:
+		b, err := strconv.ParseBool(strings.ToLower(want))
+		return err == nil && b == t
+	case int, int64, uint32:
+		return fmt.Sprint(t) == want
+	case []string:
+		return slices.Contains(t, want)
+	case []any:
+		if attr == "fixed_ips" {
+			return matchFixedIP(t, want)
+		}
+		for _, e := range t {
+			if fmt.Sprint(e) == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// matchFixedIP handles fixed_ips=ip_address=X and fixed_ips=subnet_id=Y.
+func matchFixedIP(ips []any, want string) bool {
+	k, val, ok := strings.Cut(want, "=")
+	if !ok {
+		return false
+	}
+	for _, e := range ips {
+		m, _ := e.(map[string]any)
+		if fmt.Sprint(m[k]) == val {
+			return true
+		}
+	}
+	return false
+}
+
+// sortKey is one sort_key with its direction.
+type sortKey struct {
+	attr string
+	desc bool
+}
+
+func parseSort(q url.Values, spec *model.Spec) ([]sortKey, error) {
+	keys, dirs := q["sort_key"], q["sort_dir"]
+	if len(dirs) > len(keys) {
+		return nil, apierr.BadRequest("The number of sort_keys and sort_dirs must be same")
+	}
+	var out []sortKey
+	for i, k := range keys {
+		if _, ok := spec.Lookup(k); !ok {
+			return nil, apierr.BadRequest("%s is invalid attribute for sort_key", k)
+		}
+		desc := false
+		if i < len(dirs) {
+			switch dirs[i] {
+			case "asc":
+			case "desc":
+				desc = true
+			default:
+				return nil, apierr.BadRequest("%s is invalid value for sort_dir, valid values are 'asc' and 'desc'", dirs[i])
+			}
+		}
+		out = append(out, sortKey{k, desc})
+	}
+	// id last makes the order total, which marker pagination relies on.
+	if !slices.ContainsFunc(out, func(s sortKey) bool { return s.attr == "id" }) {
+		out = append(out, sortKey{"id", false})
+	}
+	return out, nil
+}
+
+func compareViews(a, b map[string]any, keys []sortKey) int {
+	for _, k := range keys {
+		c := compareValues(a[k.attr], b[k.attr])
+		if k.desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+func compareValues(a, b any) int {
+	switch x := a.(type) {
+	case string:
+		y, _ := b.(string)
+		return cmp.Compare(x, y)
+	case int:
+		y, _ := b.(int)
+		return cmp.Compare(x, y)
+	case int64:
+		y, _ := b.(int64)
+		return cmp.Compare(x, y)
+	case bool:
+		y, _ := b.(bool)
+		if x == y {
+			return 0
+		}
+		if !x {
+			return -1
+		}
+		return 1
+	case nil:
+		if b == nil {
+			return 0
+		}
+		return -1
+	}
+	return cmp.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// list serves GET on a collection: visibility, filters, sorting, marker
+// pagination and field selection, all from the cache.
+func (c *collection) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	filters, err := parseFilters(q, c.spec)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	keys, err := parseSort(q, c.spec)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	fields, _ := fieldsParam(q, c.spec)
+	limit := 0
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			writeError(w, apierr.BadRequest("Limit must be an integer 0 or greater and not '%s'", l))
+			return
+		}
+		limit = n
+	}
+	reverse := strings.EqualFold(q.Get("page_reverse"), "true")
+	cr := policy.From(r.Context())
+	var views []map[string]any
+	for _, cv := range c.svc.Visible(r.Context(), c.name) {
+		if matches(cv.View, filters) {
+			views = append(views, cv.View)
+		}
+	}
+	slices.SortFunc(views, func(a, b map[string]any) int { return compareViews(a, b, keys) })
+	if reverse {
+		slices.Reverse(views)
+	}
+	marker := q.Get("marker")
+	if marker != "" {
+		i := slices.IndexFunc(views, func(v map[string]any) bool { return v["id"] == marker })
+		if i < 0 {
+			// The marker may itself be filtered out: start after its place.
+			if mv, ok := c.svc.CachedView(r.Context(), c.name, marker); ok {
+				i, _ = slices.BinarySearchFunc(views, mv, func(a, b map[string]any) int {
+					c := compareViews(a, b, keys)
+					if reverse {
+						c = -c
+					}
+					return c
+				})
+				i--
+			}
+		}
+		views = views[i+1:]
+	}
+	more := limit > 0 && len(views) > limit
+	if more {
+		views = views[:limit]
+	}
+	if reverse {
+		slices.Reverse(views)
+	}
+	out := make([]any, len(views))
+	for i, v := range views {
+		out[i] = render(v, cr, c.name, fields)
+	}
+	body := map[string]any{c.name: out}
+	if limit > 0 {
+		body[c.name+"_links"] = pageLinks(r, c.name, views, limit, more, marker != "", reverse)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// pageLinks builds Neutron's next/previous links.
+func pageLinks(r *http.Request, name string, views []map[string]any, limit int, more, hadMarker, reverse bool) []any {
+	var links []any
+	link := func(rel, marker string, rev bool) {
+		q := r.URL.Query()
+		q.Set("limit", strconv.Itoa(limit))
+		q.Set("marker", marker)
+		if rev {
+			q.Set("page_reverse", "True")
+		} else {
+			q.Del("page_reverse")
+		}
+		links = append(links, map[string]any{"rel": rel, "href": baseURL(r) + "/v2.0/" + name + "?" + q.Encode()})
+	}
+	if len(views) == 0 {
+		return []any{}
+	}
+	first, last := views[0]["id"].(string), views[len(views)-1]["id"].(string)
+	if reverse {
+		if more {
+			link("previous", first, true)
+		}
+		if hadMarker {
+			link("next", last, false)
+		}
+		return links
+	}
+	if more {
+		link("next", last, false)
+	}
+	if hadMarker {
+		link("previous", first, true)
+	}
+	if links == nil {
+		return []any{}
+	}
+	return links
+}

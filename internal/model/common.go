@@ -1,0 +1,105 @@
+package model
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Standard holds the attributes every Neutron resource has.
+type Standard struct {
+	ID             string   `json:"id"`
+	ProjectID      string   `json:"project_id"`
+	Name           string   `json:"name"`
+	Description    string   `json:"description"`
+	Tags           []string `json:"tags"`
+	CreatedAt      string   `json:"created_at"`
+	UpdatedAt      string   `json:"updated_at"`
+	RevisionNumber int64    `json:"revision_number"`
+}
+
+// TimeFormat is how Neutron renders timestamps.
+const TimeFormat = "2006-01-02T15:04:05Z"
+
+// Now is the current time as Neutron renders it.
+func Now() string { return time.Now().UTC().Format(TimeFormat) }
+
+// view renders the standard attributes into m.
+func (s *Standard) view(m map[string]any) {
+	m["id"] = s.ID
+	m["project_id"] = s.ProjectID
+	m["tenant_id"] = s.ProjectID
+	m["name"] = s.Name
+	m["description"] = s.Description
+	tags := s.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	m["tags"] = tags
+	m["created_at"] = s.CreatedAt
+	m["updated_at"] = s.UpdatedAt
+	m["revision_number"] = s.RevisionNumber
+}
+
+// applyStandard sets the standard attributes a request may change.
+func (s *Standard) applyStandard(f Fields) {
+	if v, ok := f["name"]; ok {
+		s.Name = v.(string)
+	}
+	if v, ok := f["description"]; ok {
+		s.Description = v.(string)
+	}
+}
+
+// Touch marks an object changed: a new revision and update time.
+func (s *Standard) Touch() {
+	s.RevisionNumber++
+	s.UpdatedAt = Now()
+}
+
+// standardAttrs are the attributes every spec shares.
+func standardAttrs() []*Attr {
+	return []*Attr{
+		{Name: "id", Parse: ParseUUID},
+		{Name: "name", Post: true, Put: true, Parse: ParseString(255)},
+		{Name: "description", Post: true, Put: true, Parse: ParseString(255)},
+		{Name: "project_id", Post: true, Parse: ParseString(255)},
+		{Name: "tenant_id", Post: true, Parse: ParseString(255)},
+		{Name: "tags"},
+		{Name: "created_at"},
+		{Name: "updated_at"},
+		{Name: "revision_number"},
+	}
+}
+
+// Object is a stored resource with its rendered view.
+type Object interface {
+	// Std returns the standard attributes.
+	Std() *Standard
+	// View renders every attribute as the API shows it to an admin.
+	View() map[string]any
+}
+
+// Std implements Object.
+func (s *Standard) Std() *Standard { return s }
+
+// Cached is what the store's cache keeps of an object: the typed value and
+// its view, rendered once per change rather than once per read.
+type Cached struct {
+	Obj  Object
+	View map[string]any
+}
+
+// DecodeAs returns a cache decoder for a kind whose objects are *T.
+func DecodeAs[T any, PT interface {
+	*T
+	Object
+}]() func([]byte) (any, error) {
+	return func(data []byte) (any, error) {
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, err
+		}
+		o := PT(&v)
+		return &Cached{Obj: o, View: o.View()}, nil
+	}
+}

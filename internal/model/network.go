@@ -1,0 +1,180 @@
+package model
+
+import (
+	"github.com/vland/vland/internal/segments"
+)
+
+// Network is an L2 network.
+type Network struct {
+	Standard
+	AdminStateUp        bool               `json:"admin_state_up"`
+	Shared              bool               `json:"shared"`
+	External            bool               `json:"router:external"`
+	MTU                 int                `json:"mtu"`
+	Status              string             `json:"status"`
+	Subnets             []string           `json:"subnets"`
+	Segments            []segments.Segment `json:"segments"`
+	PortSecurityEnabled bool               `json:"port_security_enabled"`
+}
+
+// NetworkSpec is the attribute map of networks.
+var NetworkSpec = &Spec{
+	Singular: "network",
+	Plural:   "networks",
+	Attrs: append(standardAttrs(),
+		&Attr{Name: "admin_state_up", Post: true, Put: true, Parse: ParseBool},
+		&Attr{Name: "shared", Post: true, Put: true, Parse: ParseBool},
+		&Attr{Name: "router:external", Post: true, Put: true, Parse: ParseBool},
+		&Attr{Name: "mtu", Post: true, Put: true, Parse: ParseInt(68, 65535)},
+		&Attr{Name: "status"},
+		&Attr{Name: "subnets"},
+		&Attr{Name: "port_security_enabled", Post: true, Put: true, Parse: ParseBool},
+		&Attr{Name: "provider:network_type", Post: true, AdminOnly: true, Parse: ParseString(255)},
+		&Attr{Name: "provider:physical_network", Post: true, AdminOnly: true, Parse: parseStringOrNull},
+		&Attr{Name: "provider:segmentation_id", Post: true, AdminOnly: true, Parse: parseIntOrNull(0, segments.MaxVNI)},
+		&Attr{Name: "segments", Post: true, AdminOnly: true, Parse: parseSegments},
+	),
+}
+
+func parseStringOrNull(v any) (any, error) {
+	if v == nil {
+		return "", nil
+	}
+	return ParseString(255)(v)
+}
+
+func parseIntOrNull(min, max int64) func(any) (any, error) {
+	p := ParseInt(min, max)
+	return func(v any) (any, error) {
+		if v == nil {
+			return int64(-1), nil
+		}
+		return p(v)
+	}
+}
+
+// SegmentRequest is a provider segment as asked for; empty and -1 mean unset.
+type SegmentRequest struct {
+	NetworkType     string
+	PhysicalNetwork string
+	SegmentationID  int64
+}
+
+func parseSegments(v any) (any, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, reason("'%s' is not a list", show(v))
+	}
+	var out []SegmentRequest
+	for _, it := range list {
+		m, err := dictWith(it, nil, "provider:network_type", "provider:physical_network", "provider:segmentation_id")
+		if err != nil {
+			return nil, err
+		}
+		sr, err := SegmentFromFields(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sr)
+	}
+	return out, nil
+}
+
+// SegmentFromFields reads the provider:* attributes of a request or of one
+// element of its segments list.
+func SegmentFromFields(m map[string]any) (SegmentRequest, error) {
+	sr := SegmentRequest{SegmentationID: -1}
+	if v, ok := m["provider:network_type"]; ok {
+		s, err := ParseString(255)(v)
+		if err != nil {
+			return sr, err
+		}
+		sr.NetworkType = s.(string)
+	}
+	if v, ok := m["provider:physical_network"]; ok {
+		s, err := parseStringOrNull(v)
+		if err != nil {
+			return sr, err
+		}
+		sr.PhysicalNetwork = s.(string)
+	}
+	if v, ok := m["provider:segmentation_id"]; ok {
+		n, err := parseIntOrNull(0, segments.MaxVNI)(v)
+		if err != nil {
+			return sr, err
+		}
+		sr.SegmentationID = n.(int64)
+	}
+	return sr, nil
+}
+
+// Apply sets the attributes of f on n.
+func (n *Network) Apply(f Fields) {
+	n.applyStandard(f)
+	if v, ok := f["admin_state_up"]; ok {
+		n.AdminStateUp = v.(bool)
+	}
+	if v, ok := f["shared"]; ok {
+		n.Shared = v.(bool)
+	}
+	if v, ok := f["router:external"]; ok {
+		n.External = v.(bool)
+	}
+	if v, ok := f["mtu"]; ok {
+		n.MTU = int(v.(int64))
+	}
+	if v, ok := f["port_security_enabled"]; ok {
+		n.PortSecurityEnabled = v.(bool)
+	}
+}
+
+// View implements Object.
+func (n *Network) View() map[string]any {
+	m := make(map[string]any, 24)
+	n.Standard.view(m)
+	m["admin_state_up"] = n.AdminStateUp
+	m["shared"] = n.Shared
+	m["router:external"] = n.External
+	m["mtu"] = n.MTU
+	m["status"] = n.Status
+	subnets := n.Subnets
+	if subnets == nil {
+		subnets = []string{}
+	}
+	m["subnets"] = subnets
+	m["port_security_enabled"] = n.PortSecurityEnabled
+	if len(n.Segments) == 1 {
+		s := n.Segments[0]
+		m["provider:network_type"] = s.NetworkType
+		m["provider:physical_network"] = nullableString(s.PhysicalNetwork)
+		m["provider:segmentation_id"] = nullableUint(s.SegmentationID)
+	} else if len(n.Segments) > 1 {
+		segs := make([]any, len(n.Segments))
+		for i, s := range n.Segments {
+			segs[i] = map[string]any{
+				"provider:network_type":     s.NetworkType,
+				"provider:physical_network": nullableString(s.PhysicalNetwork),
+				"provider:segmentation_id":  nullableUint(s.SegmentationID),
+			}
+		}
+		m["segments"] = segs
+	}
+	return m
+}
+
+// NetworkAdminOnlyViews are rendered attributes only admins see.
+var NetworkAdminOnlyViews = []string{"provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments"}
+
+func nullableString(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
+
+func nullableUint(u *uint32) any {
+	if u == nil {
+		return nil
+	}
+	return *u
+}

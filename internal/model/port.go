@@ -1,0 +1,208 @@
+package model
+
+import (
+	"net/netip"
+)
+
+// Port statuses.
+const (
+	StatusActive = "ACTIVE"
+	StatusDown   = "DOWN"
+	StatusBuild  = "BUILD"
+	StatusError  = "ERROR"
+)
+
+// Binding VIF types.
+const (
+	VIFUnbound       = "unbound"
+	VIFBindingFailed = "binding_failed"
+)
+
+// FixedIP is one address of a port.
+type FixedIP struct {
+	SubnetID  string     `json:"subnet_id"`
+	IPAddress netip.Addr `json:"ip_address"`
+}
+
+// AddressPair is an extra address (or prefix) a port may send from.
+type AddressPair struct {
+	IPAddress  netip.Prefix `json:"ip_address"`
+	MACAddress string       `json:"mac_address"`
+}
+
+// Port is a virtual switch port on a network.
+type Port struct {
+	Standard
+	NetworkID           string         `json:"network_id"`
+	AdminStateUp        bool           `json:"admin_state_up"`
+	MACAddress          string         `json:"mac_address"`
+	FixedIPs            []FixedIP      `json:"fixed_ips"`
+	DeviceID            string         `json:"device_id"`
+	DeviceOwner         string         `json:"device_owner"`
+	Status              string         `json:"status"`
+	HostID              string         `json:"binding:host_id"`
+	VIFType             string         `json:"binding:vif_type"`
+	VIFDetails          map[string]any `json:"binding:vif_details"`
+	VNICType            string         `json:"binding:vnic_type"`
+	Profile             map[string]any `json:"binding:profile"`
+	PortSecurityEnabled bool           `json:"port_security_enabled"`
+	AllowedAddressPairs []AddressPair  `json:"allowed_address_pairs"`
+	SecurityGroups      []string       `json:"security_groups"`
+}
+
+// FixedIPRequest is one element of a request's fixed_ips: a subnet, an
+// address, or both.
+type FixedIPRequest struct {
+	SubnetID  string
+	IPAddress netip.Addr
+}
+
+// PortSpec is the attribute map of ports.
+var PortSpec = &Spec{
+	Singular: "port",
+	Plural:   "ports",
+	Attrs: append(standardAttrs(),
+		&Attr{Name: "network_id", Post: true, Required: true, Parse: ParseUUID},
+		&Attr{Name: "admin_state_up", Post: true, Put: true, Parse: ParseBool},
+		&Attr{Name: "mac_address", Post: true, Put: true, Parse: ParseMAC},
+		&Attr{Name: "fixed_ips", Post: true, Put: true, Parse: parseFixedIPs},
+		&Attr{Name: "device_id", Post: true, Put: true, Parse: ParseString(255)},
+		&Attr{Name: "device_owner", Post: true, Put: true, Parse: ParseString(255)},
+		&Attr{Name: "status"},
+		&Attr{Name: "binding:host_id", Post: true, Put: true, AdminOnly: true, Parse: ParseString(255)},
+		&Attr{Name: "binding:vif_type"},
+		&Attr{Name: "binding:vif_details"},
+		&Attr{Name: "binding:vnic_type", Post: true, Put: true, Parse: ParseOneOf("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic", "remote-managed", "vdpa")},
+		&Attr{Name: "binding:profile", Post: true, Put: true, AdminOnly: true, Parse: ParseDict},
+		&Attr{Name: "port_security_enabled", Post: true, Put: true, Parse: ParseBool},
+		&Attr{Name: "allowed_address_pairs", Post: true, Put: true, Parse: parseAddressPairs},
+		&Attr{Name: "security_groups", Post: true, Put: true, Parse: parseSecurityGroups},
+	),
+}
+
+func parseFixedIPs(v any) (any, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, reason("Invalid data format for fixed IP: '%s'", show(v))
+	}
+	out := make([]FixedIPRequest, 0, len(list))
+	for _, it := range list {
+		m, err := dictWith(it, nil, "subnet_id", "ip_address")
+		if err != nil || len(m) == 0 {
+			return nil, reason("Invalid data format for fixed IP: '%s'", show(it))
+		}
+		var r FixedIPRequest
+		if s, ok := m["subnet_id"]; ok {
+			id, err := ParseUUID(s)
+			if err != nil {
+				return nil, err
+			}
+			r.SubnetID = id.(string)
+		}
+		if a, ok := m["ip_address"]; ok {
+			ip, err := ParseIP(a)
+			if err != nil {
+				return nil, err
+			}
+			r.IPAddress = ip.(netip.Addr)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func parseAddressPairs(v any) (any, error) {
+	if v == nil {
+		return []AddressPair{}, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, reason("Allowed address pairs must be a list.")
+	}
+	out := make([]AddressPair, 0, len(list))
+	seen := map[AddressPair]bool{}
+	for _, it := range list {
+		m, err := dictWith(it, []string{"ip_address"}, "mac_address")
+		if err != nil {
+			return nil, err
+		}
+		p, err := ParseIPOrCIDR(m["ip_address"])
+		if err != nil {
+			return nil, err
+		}
+		pair := AddressPair{IPAddress: p.(netip.Prefix)}
+		if mac, ok := m["mac_address"]; ok && mac != nil {
+			mv, err := ParseMAC(mac)
+			if err != nil {
+				return nil, err
+			}
+			pair.MACAddress = mv.(string)
+		}
+		if seen[pair] {
+			return nil, reason("Duplicate address detected")
+		}
+		seen[pair] = true
+		out = append(out, pair)
+	}
+	return out, nil
+}
+
+func parseSecurityGroups(v any) (any, error) {
+	if v == nil {
+		return []string{}, nil
+	}
+	return ParseUUIDList(v)
+}
+
+// View implements Object.
+func (p *Port) View() map[string]any {
+	m := make(map[string]any, 28)
+	p.Standard.view(m)
+	m["network_id"] = p.NetworkID
+	m["admin_state_up"] = p.AdminStateUp
+	m["mac_address"] = p.MACAddress
+	ips := make([]any, len(p.FixedIPs))
+	for i, f := range p.FixedIPs {
+		ips[i] = map[string]any{"subnet_id": f.SubnetID, "ip_address": f.IPAddress.String()}
+	}
+	m["fixed_ips"] = ips
+	m["device_id"] = p.DeviceID
+	m["device_owner"] = p.DeviceOwner
+	m["status"] = p.Status
+	m["binding:host_id"] = p.HostID
+	m["binding:vif_type"] = p.VIFType
+	m["binding:vif_details"] = orEmpty(p.VIFDetails)
+	m["binding:vnic_type"] = p.VNICType
+	m["binding:profile"] = orEmpty(p.Profile)
+	m["port_security_enabled"] = p.PortSecurityEnabled
+	pairs := make([]any, len(p.AllowedAddressPairs))
+	for i, a := range p.AllowedAddressPairs {
+		ip := a.IPAddress.String()
+		if a.IPAddress.IsSingleIP() {
+			ip = a.IPAddress.Addr().String()
+		}
+		mac := a.MACAddress
+		if mac == "" {
+			mac = p.MACAddress
+		}
+		pairs[i] = map[string]any{"ip_address": ip, "mac_address": mac}
+	}
+	m["allowed_address_pairs"] = pairs
+	sgs := p.SecurityGroups
+	if sgs == nil {
+		sgs = []string{}
+	}
+	m["security_groups"] = sgs
+	return m
+}
+
+// PortAdminOnlyViews are rendered attributes only admins (and, for some,
+// owners) see.
+var PortAdminOnlyViews = []string{"binding:host_id", "binding:vif_type", "binding:vif_details", "binding:profile"}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}

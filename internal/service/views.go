@@ -1,0 +1,64 @@
+package service
+
+import (
+	"context"
+
+	"github.com/vland/vland/internal/model"
+	"github.com/vland/vland/internal/policy"
+)
+
+// Visible returns the cached objects of kind the caller may see.
+func (s *Service) Visible(ctx context.Context, kind string) []*model.Cached {
+	c := creds(ctx)
+	items := s.cache.List(kind)
+	out := make([]*model.Cached, 0, len(items))
+	nets := map[string]*model.Network{}
+	network := func(id string) *model.Network {
+		n, ok := nets[id]
+		if !ok {
+			n, _ = cachedAs[*model.Network](s, Networks, id)
+			nets[id] = n
+		}
+		return n
+	}
+	for _, it := range items {
+		cv := it.Value.(*model.Cached)
+		var ok bool
+		switch o := cv.Obj.(type) {
+		case *model.Network:
+			ok = policy.CanSeeNetwork(c, o)
+		case *model.Subnet:
+			ok = policy.CanSeeSubnet(c, o, network(o.NetworkID))
+		case *model.Port:
+			ok = policy.CanSeePort(c, o, network(o.NetworkID))
+		default:
+			ok = c.IsAdmin() || c.Owns(cv.Obj.Std().ProjectID)
+		}
+		if ok {
+			out = append(out, cv)
+		}
+	}
+	return out
+}
+
+// CachedView returns the rendered view of an object the caller may see, as
+// cached; found is false when the caller may not see it.
+func (s *Service) CachedView(ctx context.Context, kind, id string) (map[string]any, bool) {
+	var err error
+	switch kind {
+	case Networks:
+		_, err = s.GetNetwork(ctx, id)
+	case Subnets:
+		_, err = s.GetSubnet(ctx, id)
+	case Ports:
+		_, err = s.GetPort(ctx, id)
+	}
+	if err != nil {
+		return nil, false
+	}
+	it, ok := s.cache.Get(kind, id)
+	if !ok {
+		return nil, false
+	}
+	return it.Value.(*model.Cached).View, true
+}

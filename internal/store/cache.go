@@ -1,0 +1,223 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Decoder turns a stored JSON value of one kind into the value the cache keeps.
+type Decoder func(data []byte) (any, error)
+
+// Item is one cached object with the etcd revision that last changed it.
+type Item struct {
+	Value  any
+	ModRev int64
+}
+
+// Cache mirrors every API object in memory, fed by a watch on the store, so
+// reads and lists never go to etcd. Writers call WaitRev with their commit's
+// revision before answering, which gives read-your-writes on this server.
+type Cache struct {
+	st       *Store
+	decoders map[string]Decoder
+
+	mu      sync.RWMutex
+	rev     int64
+	objects map[string]map[string]Item
+	advance chan struct{} // closed and replaced whenever rev moves
+	ready   chan struct{}
+	err     error
+}
+
+// NewCache returns a cache for the kinds named in decoders; Start fills it.
+func NewCache(st *Store, decoders map[string]Decoder) *Cache {
+	c := &Cache{
+		st:       st,
+		decoders: decoders,
+		objects:  map[string]map[string]Item{},
+		advance:  make(chan struct{}),
+		ready:    make(chan struct{}),
+	}
+	for kind := range decoders {
+		c.objects[kind] = map[string]Item{}
+	}
+	return c
+}
+
+// Start loads every object and follows the store until ctx ends.
+func (c *Cache) Start(ctx context.Context) error {
+	rev, err := c.load(ctx)
+	if err != nil {
+		return err
+	}
+	close(c.ready)
+	go c.follow(ctx, rev)
+	return nil
+}
+
+// load replaces the cache's content with a consistent snapshot of the store.
+func (c *Cache) load(ctx context.Context) (int64, error) {
+	prefix := c.st.Keys.Root() + "res/"
+	objects := map[string]map[string]Item{}
+	for kind := range c.decoders {
+		objects[kind] = map[string]Item{}
+	}
+	var rev int64
+	key, end := prefix, PrefixEnd(prefix)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(5000)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := c.st.Client.Get(ctx, key, opts...)
+		if err != nil {
+			return 0, fmt.Errorf("load cache: %w", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			c.apply(objects, kv, false)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	c.mu.Lock()
+	c.objects = objects
+	c.setRevLocked(rev)
+	c.mu.Unlock()
+	return rev, nil
+}
+
+// follow applies watch events; a compacted or broken watch reloads.
+func (c *Cache) follow(ctx context.Context, rev int64) {
+	prefix := c.st.Keys.Root() + "res/"
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := c.st.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+		for wr := range wch {
+			if err := wr.Err(); err != nil {
+				if errors.Is(err, rpctypes.ErrCompacted) {
+					c.st.log.Warn("cache watch compacted, reloading", "rev", rev)
+				} else {
+					c.st.log.Warn("cache watch failed, reloading", "err", err)
+				}
+				break
+			}
+			c.mu.Lock()
+			for _, ev := range wr.Events {
+				c.apply(c.objects, ev.Kv, ev.Type == mvccpb.DELETE)
+			}
+			if wr.Header.Revision > c.rev {
+				c.setRevLocked(wr.Header.Revision)
+			}
+			rev = c.rev
+			c.mu.Unlock()
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		for ctx.Err() == nil {
+			r, err := c.load(ctx)
+			if err == nil {
+				rev = r
+				break
+			}
+			slog.Warn("cache reload failed", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (c *Cache) apply(objects map[string]map[string]Item, kv *mvccpb.KeyValue, deleted bool) {
+	rest := strings.TrimPrefix(string(kv.Key), c.st.Keys.Root()+"res/")
+	kind, id, ok := strings.Cut(rest, "/")
+	if !ok {
+		return
+	}
+	dec, known := c.decoders[kind]
+	if !known {
+		return
+	}
+	if deleted {
+		delete(objects[kind], id)
+		return
+	}
+	v, err := dec(kv.Value)
+	if err != nil {
+		c.st.log.Error("undecodable object in store", "kind", kind, "id", id, "err", err)
+		return
+	}
+	objects[kind][id] = Item{Value: v, ModRev: kv.ModRevision}
+}
+
+func (c *Cache) setRevLocked(rev int64) {
+	c.rev = rev
+	close(c.advance)
+	c.advance = make(chan struct{})
+}
+
+// Rev is the store revision the cache reflects.
+func (c *Cache) Rev() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rev
+}
+
+// WaitRev blocks until the cache reflects at least rev.
+func (c *Cache) WaitRev(ctx context.Context, rev int64) error {
+	for {
+		c.mu.RLock()
+		cur, ch := c.rev, c.advance
+		c.mu.RUnlock()
+		if cur >= rev {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for cache revision %d (at %d): %w", rev, cur, ctx.Err())
+		}
+	}
+}
+
+// Get returns one cached object.
+func (c *Cache) Get(kind, id string) (Item, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	it, ok := c.objects[kind][id]
+	return it, ok
+}
+
+// List returns every cached object of a kind, in no particular order.
+func (c *Cache) List(kind string) []Item {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Item, 0, len(c.objects[kind]))
+	for _, it := range c.objects[kind] {
+		out = append(out, it)
+	}
+	return out
+}
+
+// Count returns how many objects of a kind are cached.
+func (c *Cache) Count(kind string) int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.objects[kind])
+}

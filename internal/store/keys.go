@@ -1,0 +1,79 @@
+package store
+
+import "strings"
+
+// Keys builds every etcd key vland writes; docs/design/store.md describes
+// the layout. All keys live under Prefix; versioned data under Prefix/v1.
+type Keys struct {
+	Prefix string
+}
+
+func (k Keys) join(parts ...string) string {
+	return k.Prefix + "/v1/" + strings.Join(parts, "/")
+}
+
+// Schema is the key holding the layout version.
+func (k Keys) Schema() string { return k.Prefix + "/schema" }
+
+// Root is the prefix of all versioned data (what the cache watches).
+func (k Keys) Root() string { return k.Prefix + "/v1/" }
+
+// ResourcePrefix is the prefix of every object of one kind.
+func (k Keys) ResourcePrefix(kind string) string { return k.join("res", kind) + "/" }
+
+// Resource is the key of one API object as JSON.
+func (k Keys) Resource(kind, id string) string { return k.join("res", kind, id) }
+
+// IPAlloc marks an address of a subnet as used; the value is the port id.
+func (k Keys) IPAlloc(subnetID, ip string) string { return k.join("alloc", "ip", subnetID, ip) }
+
+// IPAllocPrefix covers every address in use in one subnet.
+func (k Keys) IPAllocPrefix(subnetID string) string { return k.join("alloc", "ip", subnetID) + "/" }
+
+// MACAlloc makes a MAC address unique within a network; the value is the port id.
+func (k Keys) MACAlloc(networkID, mac string) string { return k.join("alloc", "mac", networkID, mac) }
+
+// SegmentAlloc reserves a segmentation id of a type (and physical network);
+// the value is the network id. physnet is "-" for types without one.
+func (k Keys) SegmentAlloc(netType, physnet, id string) string {
+	if physnet == "" {
+		physnet = "-"
+	}
+	return k.join("alloc", "segment", netType, physnet, id)
+}
+
+// FlatAlloc reserves a physical network for one flat network.
+func (k Keys) FlatAlloc(physnet string) string { return k.join("alloc", "flat", physnet) }
+
+// NetworkPort indexes a port under its network so that deleting a network can
+// check, inside its transaction, that no port remains.
+func (k Keys) NetworkPort(networkID, portID string) string {
+	return k.join("index", "network-ports", networkID, portID)
+}
+
+// NetworkPortPrefix covers the port index of one network.
+func (k Keys) NetworkPortPrefix(networkID string) string {
+	return k.join("index", "network-ports", networkID) + "/"
+}
+
+// Identity is the key of an identity object (projects, users, roles, ...).
+func (k Keys) Identity(parts ...string) string {
+	return k.join(append([]string{"identity"}, parts...)...)
+}
+
+// IdentityPrefix covers the identity objects of one kind.
+func (k Keys) IdentityPrefix(parts ...string) string {
+	return k.Identity(parts...) + "/"
+}
+
+// PrefixEnd returns the end of the range covering every key with prefix p.
+func PrefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return "\x00"
+}
