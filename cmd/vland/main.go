@@ -13,6 +13,7 @@ var commands = map[string]struct {
 	summary string
 }{
 	"server":  {runServer, "run the API server (OpenStack Networking API v2.0 + builtin identity)"},
+	"bench":   {runBench, "measure a server: API throughput and latency (see BENCHMARKS.md)"},
 	"version": {runVersion, "print the version"},
 }
 
@@ -41,7 +42,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: vland <command> [flags]\n\ncommands:\n")
-	for _, name := range []string{"server", "version"} {
+	for _, name := range []string{"server", "bench", "version"} {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", name, commands[name].summary)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,15 +45,27 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 func newEnv(t testing.TB, cfg BuiltinConfig) *env {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(t.Context(), store.Config{DataDir: dir, Logger: quietLogger()})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
+	st := openStore(t, dir)
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, dir: dir, st: st}
 	e.b = e.startBuiltin(cfg)
 	e.srv = serve(t, e.b)
 	return e
+}
+
+// openStore starts an embedded etcd in dir. The store picks its ports by
+// listening and closing, so another process may take one meanwhile: retry.
+func openStore(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		st, err := store.Open(t.Context(), store.Config{DataDir: dir, Logger: quietLogger()})
+		if err == nil {
+			return st
+		}
+		if attempt == 4 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("open store: %v", err)
+		}
+	}
 }
 
 // startBuiltin starts a builtin on e's store, stopped when the test ends.

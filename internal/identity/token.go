@@ -93,7 +93,8 @@ func (s signer) open(token string) (*claims, error) {
 	if !ok {
 		return nil, errBadToken
 	}
-	enc := base64.RawURLEncoding
+	// Strict decoding: one token has exactly one spelling.
+	enc := base64.RawURLEncoding.Strict()
 	got, err := enc.DecodeString(sig)
 	if err != nil || !hmac.Equal(got, s.mac(body)) {
 		return nil, errBadToken

@@ -144,7 +144,7 @@ func InPools(pools []Pool, a netip.Addr) bool {
 // Window is how many free addresses Pick chooses among. Choosing at random
 // among the first free ones keeps addresses low and dense while concurrent
 // allocators rarely pick the same one and collide in their transactions.
-const Window = 256
+const Window = 16
 
 // Pick chooses a free address from pools, at random among the first Window
 // free ones in pool order; ok is false when every address is used.

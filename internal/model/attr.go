@@ -84,7 +84,9 @@ func DecodeJSON(r io.Reader) (map[string]any, error) {
 	if err := dec.Decode(&body); err != nil {
 		return nil, apierr.BadRequest("Malformed request body")
 	}
-	if dec.More() {
+	// Only whitespace may follow the value. (dec.More would miss a stray
+	// '}' or ']', taking it for the end of an enclosing value.)
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, apierr.BadRequest("Malformed request body")
 	}
 	m, ok := body.(map[string]any)

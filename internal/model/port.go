@@ -72,7 +72,7 @@ var PortSpec = &Spec{
 		&Attr{Name: "binding:host_id", Post: true, Put: true, AdminOnly: true, Parse: ParseString(255)},
 		&Attr{Name: "binding:vif_type"},
 		&Attr{Name: "binding:vif_details"},
-		&Attr{Name: "binding:vnic_type", Post: true, Put: true, Parse: ParseOneOf("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic", "remote-managed", "vdpa")},
+		&Attr{Name: "binding:vnic_type", Post: true, Put: true, Parse: ParseOneOf("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic", "remote-managed", "vdpa", "accelerator-direct", "accelerator-direct-physical")},
 		&Attr{Name: "binding:profile", Post: true, Put: true, AdminOnly: true, Parse: ParseDict},
 		&Attr{Name: "port_security_enabled", Post: true, Put: true, Parse: ParseBool},
 		&Attr{Name: "allowed_address_pairs", Post: true, Put: true, Parse: parseAddressPairs},
@@ -86,6 +86,7 @@ func parseFixedIPs(v any) (any, error) {
 		return nil, reason("Invalid data format for fixed IP: '%s'", show(v))
 	}
 	out := make([]FixedIPRequest, 0, len(list))
+	seen := map[netip.Addr]bool{}
 	for _, it := range list {
 		m, err := dictWith(it, nil, "subnet_id", "ip_address")
 		if err != nil || len(m) == 0 {
@@ -105,6 +106,11 @@ func parseFixedIPs(v any) (any, error) {
 				return nil, err
 			}
 			r.IPAddress = ip.(netip.Addr)
+			// As neutron-lib's validate_fixed_ips: one address, once.
+			if seen[r.IPAddress] {
+				return nil, reason("Duplicate IP address '%s'", show(a))
+			}
+			seen[r.IPAddress] = true
 		}
 		out = append(out, r)
 	}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"net/netip"
 
 	"github.com/vland/vland/internal/ipam"
@@ -47,16 +48,21 @@ var SubnetSpec = &Spec{
 		&Attr{Name: "enable_dhcp", Post: true, Put: true, Parse: ParseBool},
 		&Attr{Name: "dns_nameservers", Post: true, Put: true, Parse: parseNameservers},
 		&Attr{Name: "host_routes", Post: true, Put: true, Parse: parseHostRoutes},
-		&Attr{Name: "ipv6_ra_mode", Post: true, Put: true, Parse: ParseOneOfOrNull(SLAAC, DHCPv6Stateful, DHCPv6Stateless)},
-		&Attr{Name: "ipv6_address_mode", Post: true, Put: true, Parse: ParseOneOfOrNull(SLAAC, DHCPv6Stateful, DHCPv6Stateless)},
+		// neutron-lib: the IPv6 modes are set on create only.
+		&Attr{Name: "ipv6_ra_mode", Post: true, Parse: ParseOneOfOrNull(SLAAC, DHCPv6Stateful, DHCPv6Stateless)},
+		&Attr{Name: "ipv6_address_mode", Post: true, Parse: ParseOneOfOrNull(SLAAC, DHCPv6Stateful, DHCPv6Stateless)},
 		&Attr{Name: "subnetpool_id"},
 	),
 }
 
 func parseIPVersion(v any) (any, error) {
-	n, err := ParseInt(0, 1<<31)(v)
-	if err != nil || (n.(int64) != 4 && n.(int64) != 6) {
-		return nil, reason("%s is not in [4, 6]", show(v))
+	// As neutron-lib: convert_to_int, then validate_values [4, 6].
+	n, err := ParseInt(math.MinInt64, math.MaxInt64)(v)
+	if err != nil {
+		return nil, err
+	}
+	if n.(int64) != 4 && n.(int64) != 6 {
+		return nil, reason("%d is not in [4, 6]", n.(int64))
 	}
 	return int(n.(int64)), nil
 }
@@ -86,6 +92,9 @@ func parsePools(v any) (any, error) {
 }
 
 func parseNameservers(v any) (any, error) {
+	if v == nil { // neutron-lib's convert_none_to_empty_list
+		return []netip.Addr{}, nil
+	}
 	list, ok := v.([]any)
 	if !ok {
 		return nil, reason("Invalid data format for nameserver: '%s'", show(v))
@@ -107,6 +116,9 @@ func parseNameservers(v any) (any, error) {
 }
 
 func parseHostRoutes(v any) (any, error) {
+	if v == nil { // neutron-lib's convert_none_to_empty_list
+		return []HostRoute{}, nil
+	}
 	list, ok := v.([]any)
 	if !ok {
 		return nil, reason("Invalid data format for hostroute: '%s'", show(v))

@@ -44,23 +44,25 @@ func ParseString(max int) func(any) (any, error) {
 	}
 }
 
-// ParseBool accepts what neutron-lib's convert_to_boolean does.
+// ParseBool accepts what neutron-lib's convert_to_boolean does: booleans,
+// the integers 1 and 0, and oslo's strict bool_from_string words, in any
+// case and with surrounding blanks.
 func ParseBool(v any) (any, error) {
 	switch t := v.(type) {
 	case bool:
 		return t, nil
 	case string:
-		switch strings.ToLower(t) {
-		case "true", "1":
+		switch strings.ToLower(strings.TrimSpace(t)) {
+		case "1", "t", "true", "on", "y", "yes":
 			return true, nil
-		case "false", "0":
+		case "0", "f", "false", "off", "n", "no":
 			return false, nil
 		}
 	case json.Number:
 		switch t.String() {
 		case "1":
 			return true, nil
-		case "0":
+		case "0", "-0":
 			return false, nil
 		}
 	}
