@@ -401,8 +401,20 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 			return apierr.PolicyNotAuthorized("delete_network")
 		}
 		key := s.st.Keys.Resource(Networks, id)
-		cmps := []clientv3.Cmp{unchanged(key, rev), noneUnder(s.st.Keys.NetworkPortPrefix(id))}
+		prefix := s.st.Keys.NetworkPortPrefix(id)
+		svcPorts, portRevs, onlyService, readRev, err := s.servicePorts(ctx, prefix, false)
+		if err != nil {
+			return err
+		}
+		if !onlyService {
+			return apierr.Conflict("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
+		}
+		cmps := []clientv3.Cmp{unchanged(key, rev), noneNewUnder(prefix, readRev)}
 		ops := []clientv3.Op{clientv3.OpDelete(key)}
+		for i, p := range svcPorts {
+			cmps = append(cmps, unchanged(s.st.Keys.Resource(Ports, p.ID), portRevs[i]))
+			ops = append(ops, s.portDeleteOps(p)...)
+		}
 		for _, sid := range n.Subnets {
 			ops = append(ops, clientv3.OpDelete(s.st.Keys.Resource(Subnets, sid)),
 				clientv3.OpDelete(s.st.Keys.IPAllocPrefix(sid), clientv3.WithPrefix()))
@@ -411,18 +423,8 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 			ops = append(ops, clientv3.OpDelete(k))
 		}
 		ok, err := s.commit(ctx, cmps, ops)
-		if err != nil {
+		if err != nil || ok {
 			return err
-		}
-		if ok {
-			return nil
-		}
-		resp, err := s.st.Client.Get(ctx, s.st.Keys.NetworkPortPrefix(id), clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err != nil {
-			return storeErr(err)
-		}
-		if resp.Count > 0 {
-			return apierr.Conflict("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
 		}
 		return errConflict
 	})

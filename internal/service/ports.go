@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -560,15 +559,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		if !policy.CanChange(c, port.ProjectID) && !(n != nil && policy.CanChange(c, n.ProjectID)) {
 			return apierr.PolicyNotAuthorized("delete_port")
 		}
-		ops := []clientv3.Op{
-			clientv3.OpDelete(s.st.Keys.Resource(Ports, id)),
-			clientv3.OpDelete(s.st.Keys.NetworkPort(port.NetworkID, id)),
-			clientv3.OpDelete(s.st.Keys.MACAlloc(port.NetworkID, port.MACAddress)),
-		}
-		for _, f := range port.FixedIPs {
-			ops = append(ops, clientv3.OpDelete(s.st.Keys.IPAlloc(f.SubnetID, f.IPAddress.String())))
-		}
-		ok, err := s.commit(ctx, []clientv3.Cmp{unchanged(s.st.Keys.Resource(Ports, id), rev)}, ops)
+		ok, err := s.commit(ctx, []clientv3.Cmp{unchanged(s.st.Keys.Resource(Ports, id), rev)}, s.portDeleteOps(port))
 		if err != nil {
 			return err
 		}
@@ -579,4 +570,53 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 	})
 }
 
-var _ = fmt.Sprintf
+// portDeleteOps are the operations removing a port and everything it holds.
+func (s *Service) portDeleteOps(port *model.Port) []clientv3.Op {
+	ops := []clientv3.Op{
+		clientv3.OpDelete(s.st.Keys.Resource(Ports, port.ID)),
+		clientv3.OpDelete(s.st.Keys.NetworkPort(port.NetworkID, port.ID)),
+		clientv3.OpDelete(s.st.Keys.MACAlloc(port.NetworkID, port.MACAddress)),
+	}
+	for _, f := range port.FixedIPs {
+		ops = append(ops, clientv3.OpDelete(s.st.Keys.IPAlloc(f.SubnetID, f.IPAddress.String())))
+	}
+	return ops
+}
+
+// autoDeleteOwners are device owners whose ports belong to the network's
+// own services: deleting the network or subnet takes them along, as
+// Neutron's AUTO_DELETE_PORT_OWNERS.
+var autoDeleteOwners = []string{OwnerDHCP, "network:distributed", "network:floatingip_agent_gateway"}
+
+// servicePorts reads the ports whose ids are the values (or last key
+// element) of the keys under prefix, and reports whether all of them are
+// service ports; rev is the revision of the read.
+func (s *Service) servicePorts(ctx context.Context, prefix string, idFromValue bool) (ports []*model.Port, revs []int64, onlyService bool, rev int64, err error) {
+	resp, err := s.st.Client.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, nil, false, 0, storeErr(err)
+	}
+	seen := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		id := string(kv.Value)
+		if !idFromValue {
+			id = strings.TrimPrefix(string(kv.Key), prefix)
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		p, prev, err := load[model.Port](ctx, s, Ports, id)
+		if err != nil {
+			return nil, nil, false, 0, err
+		}
+		if p == nil {
+			continue
+		}
+		if !slices.Contains(autoDeleteOwners, p.DeviceOwner) {
+			return nil, nil, false, resp.Header.Revision, nil
+		}
+		ports, revs = append(ports, p), append(revs, prev)
+	}
+	return ports, revs, true, resp.Header.Revision, nil
+}

@@ -157,9 +157,10 @@ func unchanged(key string, rev int64) clientv3.Cmp {
 	return clientv3.Compare(clientv3.ModRevision(key), "=", rev)
 }
 
-// noneUnder holds while no key exists under prefix.
-func noneUnder(prefix string) clientv3.Cmp {
-	return clientv3.Compare(clientv3.CreateRevision(prefix), "=", 0).WithPrefix()
+// noneNewUnder holds while no key under prefix was written after rev: the
+// set of keys read at rev has not grown or changed.
+func noneNewUnder(prefix string, rev int64) clientv3.Cmp {
+	return clientv3.Compare(clientv3.ModRevision(prefix), "<", rev+1).WithPrefix()
 }
 
 // maxRetries bounds optimistic-concurrency retries of one request.

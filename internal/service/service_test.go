@@ -150,3 +150,43 @@ func TestConcurrentNetworksNeverShareAVNI(t *testing.T) {
 		t.Fatalf("got %d networks and %d refusals, want 40 and 24", len(vnis), failures)
 	}
 }
+
+// TestServicePortsGoWithTheirNetwork: a DHCP port does not keep its subnet
+// or network alive (Neutron's auto-delete owners), an ordinary port does.
+func TestServicePortsGoWithTheirNetwork(t *testing.T) {
+	svc := newService(t, service.DefaultConfig())
+	ctx := asProject("p1", policy.RoleAdmin, policy.RoleMember)
+	n, sn := mustNetworkWithSubnet(t, svc, ctx, "10.1.0.0/24")
+	dhcp, err := svc.CreatePorts(ctx, []model.Fields{{"network_id": n.ID, "device_owner": service.OwnerDHCP}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := svc.CreatePorts(ctx, []model.Fields{{"network_id": n.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantType := func(err error, typ string) {
+		t.Helper()
+		if e, ok := apierr.As(err); !ok || e.Type != typ || e.Status != 409 {
+			t.Fatalf("got %v, want 409 %s", err, typ)
+		}
+	}
+	wantType(svc.DeleteSubnet(ctx, sn.ID), "SubnetInUse")
+	wantType(svc.DeleteNetwork(ctx, n.ID), "NetworkInUse")
+	if err := svc.DeletePort(ctx, vm[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteSubnet(ctx, sn.ID); err != nil {
+		t.Fatalf("subnet with only a DHCP port: %v", err)
+	}
+	p, err := svc.GetPort(ctx, dhcp[0].ID)
+	if err != nil || len(p.FixedIPs) != 0 {
+		t.Fatalf("DHCP port after subnet delete: %+v, %v; want it kept without addresses", p, err)
+	}
+	if err := svc.DeleteNetwork(ctx, n.ID); err != nil {
+		t.Fatalf("network with only a DHCP port: %v", err)
+	}
+	if _, err := svc.GetPort(ctx, dhcp[0].ID); err == nil {
+		t.Fatal("DHCP port survived its network")
+	}
+}

@@ -294,8 +294,29 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 		if !policy.CanChange(c, sn.ProjectID) {
 			return apierr.PolicyNotAuthorized("delete_subnet")
 		}
-		cmps := []clientv3.Cmp{unchanged(s.st.Keys.Resource(Subnets, id), rev), noneUnder(s.st.Keys.IPAllocPrefix(id))}
-		ops := []clientv3.Op{clientv3.OpDelete(s.st.Keys.Resource(Subnets, id))}
+		prefix := s.st.Keys.IPAllocPrefix(id)
+		svcPorts, portRevs, onlyService, readRev, err := s.servicePorts(ctx, prefix, true)
+		if err != nil {
+			return err
+		}
+		if !onlyService {
+			return apierr.Conflict("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
+		}
+		cmps := []clientv3.Cmp{unchanged(s.st.Keys.Resource(Subnets, id), rev), noneNewUnder(prefix, readRev)}
+		ops := []clientv3.Op{clientv3.OpDelete(s.st.Keys.Resource(Subnets, id)), clientv3.OpDelete(prefix, clientv3.WithPrefix())}
+		for i, p := range svcPorts {
+			// Service ports lose their address on this subnet and stay.
+			kept := p.FixedIPs[:0:0]
+			for _, f := range p.FixedIPs {
+				if f.SubnetID != id {
+					kept = append(kept, f)
+				}
+			}
+			p.FixedIPs = kept
+			p.Touch()
+			cmps = append(cmps, unchanged(s.st.Keys.Resource(Ports, p.ID), portRevs[i]))
+			ops = append(ops, s.putJSON(Ports, p.ID, p))
+		}
 		if n != nil {
 			kept := n.Subnets[:0:0]
 			for _, x := range n.Subnets {
@@ -309,18 +330,8 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 			ops = append(ops, s.putJSON(Networks, n.ID, n))
 		}
 		ok, err := s.commit(ctx, cmps, ops)
-		if err != nil {
+		if err != nil || ok {
 			return err
-		}
-		if ok {
-			return nil
-		}
-		resp, err := s.st.Client.Get(ctx, s.st.Keys.IPAllocPrefix(id), clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err != nil {
-			return storeErr(err)
-		}
-		if resp.Count > 0 {
-			return apierr.Conflict("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
 		}
 		return errConflict
 	})
