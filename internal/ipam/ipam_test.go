@@ -331,50 +331,60 @@ func TestPickAllAddressesReachable(t *testing.T) {
 	}
 }
 
+// firstFree lists the first n free addresses of pools in pool order: the
+// window Pick must choose from.
+func firstFree(pools []Pool, used func(netip.Addr) bool, n int) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for _, p := range pools {
+		for a := p.Start; a.IsValid() && a.Compare(p.End) <= 0 && len(out) < n; a = a.Next() {
+			if !used(a) {
+				out[a] = true
+			}
+		}
+	}
+	return out
+}
+
+// plus returns a advanced by n addresses.
+func plus(a netip.Addr, n int) netip.Addr {
+	for range n {
+		a = a.Next()
+	}
+	return a
+}
+
 func TestPickWindow(t *testing.T) {
 	t.Parallel()
+	if Window < 2 {
+		t.Fatalf("Window = %d: Pick would not spread concurrent allocations", Window)
+	}
+	base := addr("10.0.0.2")
 	tests := []struct {
 		name  string
 		pools []Pool
 		used  func(netip.Addr) bool
-		// window is the set of the first Window free addresses.
-		first, last netip.Addr
 	}{
-		{
-			name:  "v4 /16 nothing used",
-			pools: []Pool{pool("10.0.0.2", "10.0.255.254")},
-			used:  usedSet(),
-			first: addr("10.0.0.2"), last: addr("10.0.1.1"), // 256 addresses
-		},
-		{
-			name:  "v6 /64",
-			pools: []Pool{pool("2001:db8::2", "2001:db8::ffff:ffff:ffff:ffff")},
-			used:  usedSet(),
-			first: addr("2001:db8::2"), last: addr("2001:db8::101"),
-		},
-		{
-			name:  "first 100 used",
-			pools: []Pool{pool("10.0.0.0", "10.0.255.255")},
-			used:  func(a netip.Addr) bool { return a.Compare(addr("10.0.0.100")) < 0 },
-			first: addr("10.0.0.100"), last: addr("10.0.1.99"),
-		},
-		{
-			name: "window spans pools",
-			pools: []Pool{
-				pool("10.0.0.2", "10.0.0.101"),   // 100
-				pool("10.0.1.0", "10.0.1.99"),    // 100
-				pool("10.0.2.0", "10.0.2.255"),   // 56 of these
-				pool("10.0.3.0", "10.0.255.255"), // never
-			},
-			used:  usedSet(),
-			first: addr("10.0.0.2"), last: addr("10.0.2.55"),
-		},
+		{"v4 /16 nothing used", []Pool{pool("10.0.0.2", "10.0.255.254")}, usedSet()},
+		{"v6 /64", []Pool{pool("2001:db8::2", "2001:db8::ffff:ffff:ffff:ffff")}, usedSet()},
+		{"first 100 used", []Pool{pool("10.0.0.0", "10.0.255.255")},
+			func(a netip.Addr) bool { return a.Compare(addr("10.0.0.100")) < 0 }},
+		{"every other used", []Pool{pool("10.0.0.0", "10.0.255.255")},
+			func(a netip.Addr) bool { return a.As4()[3]%2 == 0 }},
+		{"window spans pools", []Pool{
+			{base, plus(base, Window/2-1)},                      // Window/2 addresses
+			{plus(base, Window), plus(base, Window+Window/4-1)}, // Window/4
+			{plus(base, 2*Window), plus(base, 3*Window)},        // the rest of the window
+			{plus(base, 4*Window), addr("10.0.255.255")},        // never reached
+		}, usedSet()},
+		{"fewer free than the window", []Pool{pool("10.0.0.2", "10.0.0.254")},
+			func(a netip.Addr) bool { return a != addr("10.0.0.7") && a != addr("10.0.0.200") }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			window := firstFree(tc.pools, tc.used, Window)
 			seen := map[netip.Addr]bool{}
-			for range 2000 {
+			for range 100 * Window {
 				a, ok := Pick(tc.pools, tc.used)
 				if !ok {
 					t.Fatal("Pick: ok = false")
@@ -382,15 +392,15 @@ func TestPickWindow(t *testing.T) {
 				if tc.used(a) || !InPools(tc.pools, a) {
 					t.Fatalf("Pick = %s: used or outside the pools", a)
 				}
-				if a.Compare(tc.first) < 0 || a.Compare(tc.last) > 0 {
-					t.Fatalf("Pick = %s, outside the first %d free addresses [%s, %s]", a, Window, tc.first, tc.last)
+				if !window[a] {
+					t.Fatalf("Pick = %s, not among the first %d free addresses", a, Window)
 				}
 				seen[a] = true
 			}
-			// 2000 draws among 256 leave essentially no chance of
-			// choosing fewer than 200 distinct addresses at random.
-			if len(seen) < 200 {
-				t.Errorf("Pick chose only %d distinct addresses in 2000 tries", len(seen))
+			// 100 draws per candidate leave essentially no chance of
+			// missing one if the choice is uniform.
+			if len(seen) != len(window) {
+				t.Errorf("Pick chose %d distinct addresses of the %d in the window", len(seen), len(window))
 			}
 		})
 	}

@@ -228,7 +228,15 @@ func TestDecodeReadOnly(t *testing.T) {
 		{PortSpec, "tenant_id", `"p"`, Update},
 	}
 	for _, tc := range tests {
-		body := fmt.Sprintf(`{%q: {%q: %s}}`, tc.spec.Singular, tc.attr, tc.val)
+		extra := ""
+		if tc.op == Create && tc.spec != NetworkSpec {
+			// Give the required attributes, so the one under test is refused.
+			extra = `"network_id": "` + netID + `", "ip_version": 4, "cidr": "10.0.0.0/24", `
+			if tc.spec == PortSpec {
+				extra = `"network_id": "` + netID + `", `
+			}
+		}
+		body := fmt.Sprintf(`{%q: {%s%q: %s}}`, tc.spec.Singular, extra, tc.attr, tc.val)
 		_, _, err := decode(tc.spec, body, tc.op)
 		want := "Attribute '" + tc.attr + "' not allowed in POST"
 		if tc.op == Update {

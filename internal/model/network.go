@@ -99,11 +99,17 @@ func SegmentFromFields(m map[string]any) (SegmentRequest, error) {
 		sr.PhysicalNetwork = s.(string)
 	}
 	if v, ok := m["provider:segmentation_id"]; ok {
-		n, err := parseIntOrNull(0, segments.MaxVNI)(v)
-		if err != nil {
-			return sr, err
+		// Fields decoded by NetworkSpec hold an int64 already; a segments
+		// element holds the JSON value.
+		n, ok := v.(int64)
+		if !ok {
+			pv, err := parseIntOrNull(0, segments.MaxVNI)(v)
+			if err != nil {
+				return sr, err
+			}
+			n = pv.(int64)
 		}
-		sr.SegmentationID = n.(int64)
+		sr.SegmentationID = n
 	}
 	return sr, nil
 }

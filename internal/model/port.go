@@ -123,7 +123,7 @@ func parseAddressPairs(v any) (any, error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, reason("Allowed address pairs must be a list.")
+		return nil, reason("Allowed address pairs must be a list")
 	}
 	out := make([]AddressPair, 0, len(list))
 	seen := map[AddressPair]bool{}

@@ -146,6 +146,18 @@ func invalid(format string, args ...any) *Error {
 // validate_provider_segment, and fills what may be left out.
 func (c Config) ValidateProvider(s *Segment) error {
 	switch s.NetworkType {
+	case Local, Flat:
+		// The flat and local drivers refuse only attributes with a true
+		// value: a segmentation id of 0 (as clients such as gophercloud
+		// send for every segment) or an empty physnet is no value.
+		if s.SegmentationID != nil && *s.SegmentationID == 0 {
+			s.SegmentationID = nil
+		}
+		if s.NetworkType == Local && s.PhysicalNetwork != nil && *s.PhysicalNetwork == "" {
+			s.PhysicalNetwork = nil
+		}
+	}
+	switch s.NetworkType {
 	case Local:
 		if s.PhysicalNetwork != nil || s.SegmentationID != nil {
 			return invalid("provider:physical_network and provider:segmentation_id prohibited for local provider network")

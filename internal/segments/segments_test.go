@@ -203,6 +203,8 @@ func TestValidateProvider(t *testing.T) {
 		{"local", c, seg(Local, nil, nil), ""},
 		{"local with physnet", c, seg(Local, sp("physnet1"), nil), "prohibited for local provider network"},
 		{"local with id", c, seg(Local, nil, up(5)), "prohibited for local provider network"},
+		{"local with id 0", c, seg(Local, nil, up(0)), ""},
+		{"local with empty physnet", c, seg(Local, sp(""), up(0)), ""},
 
 		{"flat known", c, seg(Flat, sp("flat1"), nil), ""},
 		{"flat any", anyFlat, seg(Flat, sp("whatever"), nil), ""},
@@ -211,6 +213,7 @@ func TestValidateProvider(t *testing.T) {
 		{"flat no physnet", c, seg(Flat, nil, nil), "provider:physical_network required for flat provider network"},
 		{"flat empty physnet", c, seg(Flat, sp(""), nil), "provider:physical_network required for flat provider network"},
 		{"flat with id", c, seg(Flat, sp("flat1"), up(5)), "provider:segmentation_id prohibited for flat provider network"},
+		{"flat with id 0", c, seg(Flat, sp("flat1"), up(0)), ""},
 
 		{"vlan with id", c, seg(VLAN, sp("physnet1"), up(150)), ""},
 		{"vlan id outside tenant range", c, seg(VLAN, sp("physnet1"), up(3000)), ""},
@@ -244,6 +247,19 @@ func TestValidateProvider(t *testing.T) {
 			if tc.msg == "" {
 				if err != nil {
 					t.Fatalf("ValidateProvider(%+v) = %v", tc.seg, err)
+				}
+				// Flat and local segments come out without an id, and
+				// local ones without a physnet.
+				if (s.NetworkType == Flat || s.NetworkType == Local) && s.SegmentationID != nil {
+					t.Errorf("%s segment keeps segmentation id %d", s.NetworkType, *s.SegmentationID)
+				}
+				if s.NetworkType == Local && s.PhysicalNetwork != nil {
+					t.Errorf("local segment keeps physnet %q", *s.PhysicalNetwork)
+				}
+				// Other ids are kept as given.
+				if tc.seg.SegmentationID != nil && *tc.seg.SegmentationID != 0 &&
+					(s.SegmentationID == nil || *s.SegmentationID != *tc.seg.SegmentationID) {
+					t.Errorf("segmentation id changed to %v", s.SegmentationID)
 				}
 				return
 			}

@@ -151,6 +151,9 @@ func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model
 		FixedIPs:            []model.FixedIP{},
 	}
 	applyPort(port, f)
+	if v, ok := f["mac_address"]; ok {
+		port.MACAddress = v.(string)
+	}
 	if err := s.planMAC(ctx, p, port, f.Has("mac_address")); err != nil {
 		return nil, err
 	}
