@@ -100,10 +100,14 @@ func (w *statusWriter) WriteHeader(code int) {
 func (a *API) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := a.cfg.Auth.Authenticate(r)
-		if err != nil || c == nil {
-			if !errors.Is(err, identity.ErrUnauthenticated) && err != nil {
-				a.log.Warn("authentication failed", "err", err)
-			}
+		if err != nil && !errors.Is(err, identity.ErrUnauthenticated) {
+			// The identity service itself failed (an external Keystone is
+			// down): the client's token may be fine, so this is no 401.
+			a.log.Warn("identity service unavailable", "err", err)
+			writeError(w, apierr.New(http.StatusServiceUnavailable, "ServiceUnavailable", "The identity service is unavailable; try again later."))
+			return
+		}
+		if c == nil || err != nil {
 			w.Header().Set("WWW-Authenticate", `Keystone uri="`+baseURL(r)+`/identity/v3"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{
 				"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication.",

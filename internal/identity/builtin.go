@@ -55,6 +55,8 @@ type Builtin struct {
 	handler http.Handler
 }
 
+var _ Authenticator = (*Builtin)(nil)
+
 // bcryptCost is the work factor of password hashes; tests lower it.
 var bcryptCost = bcrypt.DefaultCost
 
@@ -165,7 +167,16 @@ func (b *Builtin) CreateUser(ctx context.Context, name, password, projectID stri
 
 // IssueToken issues a token for userID scoped to projectID (unscoped when
 // empty) without a password, for tests and development tooling.
+// It first catches up with the store, so users and grants made through any
+// server are seen.
 func (b *Builtin) IssueToken(ctx context.Context, userID, projectID string) (string, error) {
+	resp, err := b.cli.Get(ctx, b.keys.signingKey(), clientv3.WithCountOnly())
+	if err != nil {
+		return "", fmt.Errorf("issue token: %w", err)
+	}
+	if err := b.mirror.waitRev(ctx, resp.Header.Revision); err != nil {
+		return "", fmt.Errorf("issue token: %w", err)
+	}
 	tok, _, err := b.issue(issueRequest{userID: userID, projectID: projectID, methods: methodPassword})
 	return tok, err
 }
@@ -178,7 +189,7 @@ func (b *Builtin) bootstrap(ctx context.Context, cfg BuiltinConfig) error {
 	if err != nil {
 		return err
 	}
-	b.signer = signer{key: key}
+	b.signer = newSigner(key)
 	d := &domainRec{ID: defaultDomainID, Name: "Default", Description: "The default domain", Enabled: true}
 	if _, err := b.ensureNamed(ctx, kindDomain, globalScope, d.Name, d.ID, b.putOp(b.keys.domain(d.ID), d)); err != nil {
 		return err

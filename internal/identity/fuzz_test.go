@@ -81,7 +81,7 @@ func FuzzTokenPayload(f *testing.F) {
 }
 
 func TestTokenSignatureCoversEveryByte(t *testing.T) {
-	s := signer{key: []byte("0123456789abcdef0123456789abcdef")}
+	s := newSigner([]byte("0123456789abcdef0123456789abcdef"))
 	c := &claims{User: newID(), Project: newID(), Roles: []string{newID()}, Issued: 1, Expires: 2, Audit: []string{newAuditID()}}
 	tok, err := s.seal(c)
 	if err != nil {
@@ -98,7 +98,7 @@ func TestTokenSignatureCoversEveryByte(t *testing.T) {
 			t.Fatalf("token with byte %d flipped still opens", i)
 		}
 	}
-	if _, err := (signer{key: []byte("another key, another cloud......")}).open(tok); err == nil {
+	if _, err := newSigner([]byte("another key, another cloud......")).open(tok); err == nil {
 		t.Fatal("token opens with another key")
 	}
 }

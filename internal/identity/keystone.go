@@ -47,6 +47,8 @@ type Keystone struct {
 	inflight map[[32]byte]*validation
 }
 
+var _ Authenticator = (*Keystone)(nil)
+
 // cacheEntry is one validation result: credentials, or nil for a token
 // Keystone rejected.
 type cacheEntry struct {

@@ -292,17 +292,15 @@ func (st *mirrorState) userRoles(projectID, userID string) []grant {
 	return out
 }
 
-// withImplied expands role names with the roles they imply (admin implies
-// member implies reader), keeping only roles that exist.
+// withImplied expands roles with the roles they imply (admin implies member
+// implies reader), keeping only roles that exist.
 func (st *mirrorState) withImplied(direct []*roleRec) []*roleRec {
-	seen := map[string]bool{}
-	var out []*roleRec
+	out := make([]*roleRec, 0, len(direct)+2)
 	var add func(r *roleRec)
 	add = func(r *roleRec) {
-		if r == nil || seen[r.ID] {
+		if r == nil || slices.Contains(out, r) {
 			return
 		}
-		seen[r.ID] = true
 		out = append(out, r)
 		for _, name := range implied[r.Name] {
 			add(st.roleByName(name))

@@ -124,7 +124,7 @@ func (k keys) projectAssignments(projectID string) string {
 	return k.k.IdentityPrefix("assignments", projectID)
 }
 
-// parsed splits a watched key into its category and the remaining parts.
+// parse splits a watched key into its category and the remaining parts.
 func (k keys) parse(key string) (category string, parts []string, ok bool) {
 	rest, found := strings.CutPrefix(key, k.root())
 	if !found {

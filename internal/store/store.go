@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -54,7 +55,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{Keys: Keys{Prefix: cfg.Prefix}, log: cfg.Logger}
 	endpoints := cfg.Endpoints
 	if len(endpoints) == 0 {
-		e, ep, err := startEmbedded(cfg.DataDir)
+		var e *embed.Etcd
+		var ep string
+		var err error
+		// The ports are picked free but bound only later by etcd, so another
+		// process can take one in between: try again with new ports.
+		for try := 0; try < 5; try++ {
+			if e, ep, err = startEmbedded(cfg.DataDir); err == nil || !strings.Contains(err.Error(), "address already in use") {
+				break
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
