@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vland/vland/internal/identity"
 	"github.com/vland/vland/internal/segments"
 	"github.com/vland/vland/internal/server"
 	"github.com/vland/vland/internal/service"
@@ -40,6 +39,7 @@ func runServer(args []string) error {
 	flats := fs.String("flat-networks", "*", "physnets flat networks may use (* for any)")
 	fs.IntVar(&cfg.Service.Segments.PhysicalMTU, "physical-mtu", 1500, "MTU of the underlay (global_physnet_mtu)")
 	baseMAC := fs.String("base-mac", "fa:16:3e:00:00:00", "base MAC address; the first three octets are kept")
+	fs.DurationVar(&cfg.Service.AgentDownTime, "agent-down-time", 30*time.Second, "time after an agent's last heartbeat at which it is dead")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,7 +61,6 @@ func runServer(args []string) error {
 		return fmt.Errorf("--base-mac %q is not a MAC address", *baseMAC)
 	}
 	copy(cfg.Service.MACBase[:], mac[:3])
-	_ = identity.KeystoneConfig{}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -21,6 +22,17 @@ type collection struct {
 	remove func(ctx context.Context, id string) error
 	// notFound is the kind's 404 for an id.
 	notFound func(id string) error
+	// decorate, when set, adds attributes that depend on the time of the
+	// request (an agent's "alive") to a copy of a cached view.
+	decorate func(view map[string]any) map[string]any
+}
+
+// viewOf returns the view to filter and render, decorated if needed.
+func (c *collection) viewOf(v map[string]any) map[string]any {
+	if c.decorate == nil {
+		return v
+	}
+	return c.decorate(v)
 }
 
 // objects converts typed slices for the generic collection code.
@@ -77,6 +89,24 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			remove:   svc.DeletePort,
 			notFound: func(id string) error { return apierr.NotFound("Port", "Port", id) },
 		},
+		service.Agents: {
+			name: service.Agents, spec: model.AgentSpec, svc: svc,
+			create: func(context.Context, []model.Fields) ([]model.Object, error) {
+				return nil, apierr.New(http.StatusMethodNotAllowed, "HTTPMethodNotAllowed", "Agents register themselves; they cannot be created through the API.")
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdateAgent(ctx, id, f))
+			},
+			remove:   svc.DeleteAgent,
+			notFound: func(id string) error { return apierr.New(404, "AgentNotFound", "Agent %s could not be found.", id) },
+			decorate: func(v map[string]any) map[string]any {
+				out := maps.Clone(v)
+				if a, ok := svc.Cache().Get(service.Agents, v["id"].(string)); ok {
+					out["alive"] = svc.AgentAlive(a.Value.(*model.Cached).Obj.(*model.Agent))
+				}
+				return out
+			},
+		},
 	}
 }
 
@@ -120,7 +150,7 @@ func (c *collection) show(w http.ResponseWriter, r *http.Request, id string) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(view, policy.From(r.Context()), c.name, fields)})
+	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(c.viewOf(view), policy.From(r.Context()), c.name, fields)})
 }
 
 func (c *collection) post(w http.ResponseWriter, r *http.Request) {
@@ -167,7 +197,7 @@ func (c *collection) put(w http.ResponseWriter, r *http.Request, id string) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(o.View(), policy.From(r.Context()), c.name, nil)})
+	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(c.viewOf(o.View()), policy.From(r.Context()), c.name, nil)})
 }
 
 // render copies a view for the caller: without attributes it may not see,

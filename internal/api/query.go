@@ -224,8 +224,8 @@ func (c *collection) list(w http.ResponseWriter, r *http.Request) {
 	cr := policy.From(r.Context())
 	var views []map[string]any
 	for _, cv := range c.svc.Visible(r.Context(), c.name) {
-		if matches(cv.View, filters) {
-			views = append(views, cv.View)
+		if v := c.viewOf(cv.View); matches(v, filters) {
+			views = append(views, v)
 		}
 	}
 	slices.SortFunc(views, func(a, b map[string]any) int { return compareViews(a, b, keys) })

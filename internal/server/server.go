@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vland/vland/internal/agentserver"
 	"github.com/vland/vland/internal/api"
 	"github.com/vland/vland/internal/identity"
 	"github.com/vland/vland/internal/service"
@@ -45,6 +46,7 @@ type Server struct {
 	Store    *store.Store
 	Service  *service.Service
 	Builtin  *identity.Builtin
+	Agents   *agentserver.Server
 	listener net.Listener
 	http     *http.Server
 	cancel   context.CancelFunc
@@ -98,7 +100,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	default:
 		return fail(fmt.Errorf("unknown auth mode %q (builtin, keystone, noauth)", cfg.Auth))
 	}
-	handler := api.New(api.Config{Service: s.Service, Auth: auth, Identity: idHandler, Logger: cfg.Logger})
+	agents, err := agentserver.New(ctx, st, s.Service, auth, cfg.Logger)
+	if err != nil {
+		return fail(fmt.Errorf("start agent API: %w", err))
+	}
+	s.Agents = agents
+	go agents.Run(runCtx)
+	handler := http.NewServeMux()
+	handler.Handle("/agent/", agents)
+	handler.Handle("/", api.New(api.Config{Service: s.Service, Auth: auth, Identity: idHandler, Logger: cfg.Logger}))
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))

@@ -154,6 +154,7 @@ func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model
 	if v, ok := f["mac_address"]; ok {
 		port.MACAddress = v.(string)
 	}
+	s.bind(port, v.net)
 	if err := s.planMAC(ctx, p, port, f.Has("mac_address")); err != nil {
 		return nil, err
 	}
@@ -484,6 +485,9 @@ func (s *Service) UpdatePort(ctx context.Context, id string, f model.Fields) (*m
 		applyPort(port, f)
 		if err := s.planPortUpdate(ctx, p, port, f, oldMAC, oldIPs); err != nil {
 			return err
+		}
+		if f.Has("binding:host_id") && n != nil {
+			s.bind(port, n)
 		}
 		if err := checkAddressPairs(port); err != nil {
 			return err

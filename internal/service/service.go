@@ -25,6 +25,7 @@ const (
 	Networks = "networks"
 	Subnets  = "subnets"
 	Ports    = "ports"
+	Agents   = "agents"
 )
 
 // Config is the service's deployment configuration.
@@ -37,6 +38,8 @@ type Config struct {
 	MaxHostRoutes     int
 	// MaxFixedIPsPerPort bounds a port's addresses.
 	MaxFixedIPsPerPort int
+	// AgentDownTime is how long after its last heartbeat an agent is dead.
+	AgentDownTime time.Duration
 }
 
 // DefaultConfig is Neutron's default configuration.
@@ -47,6 +50,7 @@ func DefaultConfig() Config {
 		MaxDNSNameservers:  5,
 		MaxHostRoutes:      20,
 		MaxFixedIPsPerPort: 5,
+		AgentDownTime:      30 * time.Second,
 	}
 }
 
@@ -67,6 +71,7 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		Networks: model.DecodeAs[model.Network](),
 		Subnets:  model.DecodeAs[model.Subnet](),
 		Ports:    model.DecodeAs[model.Port](),
+		Agents:   model.DecodeAs[model.Agent](),
 	})
 	return &Service{st: st, cache: cache, cfg: cfg, log: log}
 }
@@ -182,3 +187,8 @@ func retry(ctx context.Context, what string, attempt func() error) error {
 	}
 	return &apierr.Error{Status: 409, Type: "Conflict", Message: fmt.Sprintf("Too many concurrent changes while trying to %s; try again.", what)}
 }
+
+type (
+	storeSnapshot = store.Snapshot
+	storeItem     = store.Item
+)

@@ -31,6 +31,8 @@ func (s *Service) Visible(ctx context.Context, kind string) []*model.Cached {
 			ok = policy.CanSeeSubnet(c, o, network(o.NetworkID))
 		case *model.Port:
 			ok = policy.CanSeePort(c, o, network(o.NetworkID))
+		case *model.Agent:
+			ok = c.IsAdmin()
 		default:
 			ok = c.IsAdmin() || c.Owns(cv.Obj.Std().ProjectID)
 		}
@@ -52,6 +54,8 @@ func (s *Service) CachedView(ctx context.Context, kind, id string) (map[string]a
 		_, err = s.GetSubnet(ctx, id)
 	case Ports:
 		_, err = s.GetPort(ctx, id)
+	case Agents:
+		_, err = s.GetAgent(ctx, id)
 	}
 	if err != nil {
 		return nil, false

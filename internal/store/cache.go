@@ -221,3 +221,39 @@ func (c *Cache) Count(kind string) int {
 	defer c.mu.RUnlock()
 	return len(c.objects[kind])
 }
+
+// Changed returns the cache's revision and a channel closed when it next
+// moves, so followers wake on change instead of polling.
+func (c *Cache) Changed() (int64, <-chan struct{}) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rev, c.advance
+}
+
+// Snapshot is a consistent read of the cache at one revision.
+type Snapshot struct {
+	c   *Cache
+	Rev int64
+}
+
+// Get returns one object of the snapshot.
+func (s Snapshot) Get(kind, id string) (Item, bool) {
+	it, ok := s.c.objects[kind][id]
+	return it, ok
+}
+
+// Each calls f for every object of kind until f returns false.
+func (s Snapshot) Each(kind string, f func(id string, it Item) bool) {
+	for id, it := range s.c.objects[kind] {
+		if !f(id, it) {
+			return
+		}
+	}
+}
+
+// Read runs f on a consistent snapshot; f must not keep it or block.
+func (c *Cache) Read(f func(Snapshot)) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	f(Snapshot{c: c, Rev: c.rev})
+}

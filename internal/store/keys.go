@@ -77,3 +77,6 @@ func PrefixEnd(p string) string {
 	}
 	return "\x00"
 }
+
+// AgentSecret holds the deployment secret agent tokens are derived from.
+func (k Keys) AgentSecret() string { return k.join("agent", "secret") }

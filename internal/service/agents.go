@@ -1,0 +1,280 @@
+package service
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vland/vland/internal/agentapi"
+	"github.com/vland/vland/internal/apierr"
+	"github.com/vland/vland/internal/model"
+	"github.com/vland/vland/internal/segments"
+)
+
+// agentNamespace makes agent ids stable: the same host and type always get
+// the same id, so a restarted agent finds its record again.
+var agentNamespace = uuid.MustParse("6f0e4b8a-5d52-4c1e-9d37-0b6a1c6a9e10")
+
+// AgentID is the id of host's agent record of a type.
+func AgentID(host, agentType string) string {
+	return uuid.NewSHA1(agentNamespace, []byte(host+"/"+agentType)).String()
+}
+
+// AgentAlive reports whether a is alive now.
+func (s *Service) AgentAlive(a *model.Agent) bool {
+	return a.Alive(time.Now(), s.cfg.AgentDownTime)
+}
+
+// GetAgent returns an agent record (admins only; others get 404).
+func (s *Service) GetAgent(ctx context.Context, id string) (*model.Agent, error) {
+	a, ok := cachedAs[*model.Agent](s, Agents, id)
+	if !ok || !creds(ctx).IsAdmin() {
+		return nil, apierr.New(404, "AgentNotFound", "Agent %s could not be found.", id)
+	}
+	return a, nil
+}
+
+// UpdateAgent changes an agent's admin_state_up or description.
+func (s *Service) UpdateAgent(ctx context.Context, id string, f model.Fields) (*model.Agent, error) {
+	if _, err := s.GetAgent(ctx, id); err != nil {
+		return nil, err
+	}
+	var out *model.Agent
+	err := retry(ctx, "update agent", func() error {
+		a, rev, err := load[model.Agent](ctx, s, Agents, id)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			return apierr.New(404, "AgentNotFound", "Agent %s could not be found.", id)
+		}
+		if v, ok := f["admin_state_up"]; ok {
+			a.AdminStateUp = v.(bool)
+		}
+		if v, ok := f["description"]; ok {
+			a.Description = v.(string)
+		}
+		ok, err := s.commit(ctx, []clientv3.Cmp{unchanged(s.st.Keys.Resource(Agents, id), rev)}, []clientv3.Op{s.putJSON(Agents, id, a)})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errConflict
+		}
+		out = a
+		return nil
+	})
+	return out, err
+}
+
+// DeleteAgent removes an agent record; a live agent registers again with
+// its next heartbeat, as in Neutron.
+func (s *Service) DeleteAgent(ctx context.Context, id string) error {
+	if _, err := s.GetAgent(ctx, id); err != nil {
+		return err
+	}
+	_, err := s.commit(ctx, nil, []clientv3.Op{clientv3.OpDelete(s.st.Keys.Resource(Agents, id))})
+	return err
+}
+
+// ReportStatus records a host agent's heartbeat and the wiring of its
+// ports: a port becomes ACTIVE when its tap is wired, DOWN when not.
+func (s *Service) ReportStatus(ctx context.Context, host string, st agentapi.Status) error {
+	if err := s.heartbeat(ctx, host, st.Agent); err != nil {
+		return err
+	}
+	for id, status := range st.Ports {
+		if status != model.StatusActive && status != model.StatusDown {
+			return apierr.BadRequest("invalid status %q for port %s", status, id)
+		}
+		if p, ok := cachedAs[*model.Port](s, Ports, id); ok && (p.Status == status || p.HostID != host) {
+			continue
+		}
+		if err := s.setPortStatus(ctx, host, id, status); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) heartbeat(ctx context.Context, host string, info agentapi.AgentInfo) error {
+	now := time.Now().UTC()
+	id := AgentID(host, model.AgentTypeL2)
+	a, ok := cachedAs[*model.Agent](s, Agents, id)
+	rec := model.Agent{ID: id, AgentType: model.AgentTypeL2, Host: host, Topic: "N/A", AdminStateUp: true, CreatedAt: now}
+	if ok {
+		rec = *a
+	}
+	rec.Binary = info.Binary
+	rec.AvailabilityZone = info.AvailabilityZone
+	rec.Configurations = info.Configurations
+	rec.LocalIP = info.LocalIP
+	rec.Roles = info.Roles
+	rec.InterfaceMappings = info.InterfaceMappings
+	rec.VLANSupported = info.VLANSupported
+	rec.HeartbeatAt = now
+	if t, err := time.Parse(time.RFC3339, info.StartedAt); err == nil {
+		rec.StartedAt = t.UTC()
+	}
+	_, err := s.commit(ctx, nil, []clientv3.Op{s.putJSON(Agents, id, &rec)})
+	return err
+}
+
+func (s *Service) setPortStatus(ctx context.Context, host, id, status string) error {
+	return retry(ctx, "set port status", func() error {
+		p, rev, err := load[model.Port](ctx, s, Ports, id)
+		if err != nil || p == nil || p.HostID != host || p.Status == status {
+			return err
+		}
+		p.Status = status
+		p.Touch()
+		ok, err := s.commit(ctx, []clientv3.Cmp{unchanged(s.st.Keys.Resource(Ports, id), rev)}, []clientv3.Op{s.putJSON(Ports, id, p)})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errConflict
+		}
+		return nil
+	})
+}
+
+// l2Agent returns host's live L2 agent, if any.
+func (s *Service) l2Agent(host string) (*model.Agent, bool) {
+	a, ok := cachedAs[*model.Agent](s, Agents, AgentID(host, model.AgentTypeL2))
+	if !ok || !s.AgentAlive(a) {
+		return nil, false
+	}
+	return a, true
+}
+
+// bind sets a port's binding from its host's agent, as ML2's mechanism
+// driver does: the host must run a live agent that can serve a segment of
+// the network.
+func (s *Service) bind(port *model.Port, n *model.Network) {
+	port.VIFDetails = map[string]any{}
+	if port.HostID == "" {
+		port.VIFType = model.VIFUnbound
+		return
+	}
+	a, ok := s.l2Agent(port.HostID)
+	if !ok || !a.AdminStateUp {
+		port.VIFType = model.VIFBindingFailed
+		return
+	}
+	for _, seg := range n.Segments {
+		if canServe(a, seg) {
+			port.VIFType = "bridge"
+			port.VIFDetails = map[string]any{
+				"connectivity": "l2", "port_filter": true,
+				"bridge_name": "brq" + n.ID[:11], "tap_name": "tap" + port.ID[:11],
+			}
+			return
+		}
+	}
+	port.VIFType = model.VIFBindingFailed
+}
+
+// canServe reports whether agent a can wire a port of segment seg.
+func canServe(a *model.Agent, seg segments.Segment) bool {
+	switch seg.NetworkType {
+	case segments.Local:
+		return true
+	case segments.VXLAN:
+		return a.LocalIP.IsValid()
+	case segments.Flat:
+		_, ok := a.InterfaceMappings[seg.Physnet()]
+		return ok
+	case segments.VLAN:
+		_, ok := a.InterfaceMappings[seg.Physnet()]
+		return ok && a.VLANSupported
+	}
+	return false
+}
+
+// HostView computes what host needs (docs/design/agent-api.md): its bound
+// ports, their networks, and every bound port of those networks elsewhere
+// with its host's VXLAN endpoint.
+func (s *Service) HostView(host string) agentapi.View {
+	v := agentapi.View{Host: host, Networks: []agentapi.Network{}, Ports: []agentapi.Port{}}
+	s.cache.Read(func(snap storeSnapshot) {
+		v.Revision = snap.Rev
+		vteps := map[string]netip.Addr{}
+		snap.Each(Agents, func(_ string, it storeItem) bool {
+			a := it.Value.(*model.Cached).Obj.(*model.Agent)
+			if a.AgentType == model.AgentTypeL2 && s.AgentAlive(a) {
+				vteps[a.Host] = a.LocalIP
+			}
+			return true
+		})
+		nets := map[string]bool{}
+		snap.Each(Ports, func(_ string, it storeItem) bool {
+			p := it.Value.(*model.Cached).Obj.(*model.Port)
+			if p.HostID == host {
+				nets[p.NetworkID] = true
+			}
+			return true
+		})
+		for id := range nets {
+			it, ok := snap.Get(Networks, id)
+			if !ok {
+				continue
+			}
+			n := it.Value.(*model.Cached).Obj.(*model.Network)
+			v.Networks = append(v.Networks, hostNetwork(n))
+		}
+		snap.Each(Ports, func(_ string, it storeItem) bool {
+			p := it.Value.(*model.Cached).Obj.(*model.Port)
+			if !nets[p.NetworkID] || p.HostID == "" {
+				return true
+			}
+			vtep, alive := vteps[p.HostID]
+			if p.HostID != host && !alive {
+				return true
+			}
+			v.Ports = append(v.Ports, hostPort(p, host, vtep))
+			return true
+		})
+	})
+	slices.SortFunc(v.Networks, func(a, b agentapi.Network) int { return compareStrings(a.ID, b.ID) })
+	slices.SortFunc(v.Ports, func(a, b agentapi.Port) int { return compareStrings(a.ID, b.ID) })
+	return v
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func hostNetwork(n *model.Network) agentapi.Network {
+	out := agentapi.Network{ID: n.ID, ProjectID: n.ProjectID, MTU: n.MTU, AdminStateUp: n.AdminStateUp}
+	if len(n.Segments) > 0 {
+		seg := n.Segments[0]
+		out.Type, out.PhysicalNetwork = seg.NetworkType, seg.Physnet()
+		if seg.SegmentationID != nil {
+			out.SegmentationID = *seg.SegmentationID
+		}
+	}
+	return out
+}
+
+func hostPort(p *model.Port, host string, vtep netip.Addr) agentapi.Port {
+	out := agentapi.Port{
+		ID: p.ID, NetworkID: p.NetworkID, MACAddress: p.MACAddress, DeviceOwner: p.DeviceOwner,
+		DeviceID: p.DeviceID, AdminStateUp: p.AdminStateUp, Host: p.HostID, VTEP: vtep, Local: p.HostID == host,
+		FixedIPs: make([]agentapi.FixedIP, len(p.FixedIPs)),
+	}
+	for i, f := range p.FixedIPs {
+		out.FixedIPs[i] = agentapi.FixedIP{SubnetID: f.SubnetID, IPAddress: f.IPAddress}
+	}
+	return out
+}
