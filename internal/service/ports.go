@@ -364,7 +364,7 @@ func (s *Service) planOneIP(ctx context.Context, p *portPlan, v *netView, port *
 	switch {
 	case sn.AutoAddress():
 		if r.IPAddress.IsValid() {
-			return model.FixedIP{}, apierr.InvalidInput("IPv6 address %s can not be directly assigned to a port on subnet %s since the subnet is configured for automatic addresses", r.IPAddress, sn.ID)
+			return model.FixedIP{}, apierr.New(400, "AllocationOnAutoAddressSubnet", "IPv6 address %s cannot be directly assigned to a port on subnet %s as the subnet is configured for automatic addresses", r.IPAddress, sn.ID)
 		}
 		mac, _ := net.ParseMAC(port.MACAddress)
 		a, err := ipam.EUI64(sn.CIDR, mac)
@@ -530,7 +530,12 @@ func (s *Service) planPortUpdate(ctx context.Context, p *portPlan, port *model.P
 	}
 	reqs := make([]model.FixedIPRequest, 0, len(oldIPs))
 	for _, h := range oldIPs {
-		reqs = append(reqs, model.FixedIPRequest{SubnetID: h.SubnetID, IPAddress: h.IPAddress})
+		r := model.FixedIPRequest{SubnetID: h.SubnetID, IPAddress: h.IPAddress}
+		if sn := v.subnet(h.SubnetID); sn != nil && sn.AutoAddress() {
+			// Automatic addresses follow the MAC: ask for the subnet only.
+			r.IPAddress = netip.Addr{}
+		}
+		reqs = append(reqs, r)
 	}
 	if f.Has("fixed_ips") {
 		reqs = f["fixed_ips"].([]model.FixedIPRequest)

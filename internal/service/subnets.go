@@ -2,7 +2,9 @@ package service
 
 import (
 	"context"
+	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -63,6 +65,11 @@ func (s *Service) CreateSubnets(ctx context.Context, items []model.Fields) ([]*m
 			if err := s.checkOverlap(ctx, n, sn); err != nil {
 				return err
 			}
+			for _, other := range out {
+				if other.NetworkID == sn.NetworkID && other.CIDR.Overlaps(sn.CIDR) {
+					return apierr.InvalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, n.ID)
+				}
+			}
 			n.Subnets = append(n.Subnets, sn.ID)
 			out = append(out, sn)
 			cmps = append(cmps, notExists(s.st.Keys.Resource(Subnets, sn.ID)))
@@ -71,6 +78,13 @@ func (s *Service) CreateSubnets(ctx context.Context, items []model.Fields) ([]*m
 		for id, n := range nets {
 			n.Touch()
 			ops = append(ops, s.putJSON(Networks, id, n))
+		}
+		for _, sn := range out {
+			c, o, err := s.autoAddressExistingPorts(ctx, sn)
+			if err != nil {
+				return err
+			}
+			cmps, ops = append(cmps, c...), append(ops, o...)
 		}
 		ok, err := s.commit(ctx, cmps, ops)
 		if err != nil {
@@ -204,6 +218,42 @@ func validateIPv6Modes(sn *model.Subnet) error {
 		return apierr.InvalidInput("Invalid CIDR %s for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64", sn.CIDR)
 	}
 	return nil
+}
+
+// autoAddressExistingPorts gives every port already on a SLAAC subnet's
+// network its EUI-64 address there, as Neutron does; router interfaces get
+// addresses only when attached.
+func (s *Service) autoAddressExistingPorts(ctx context.Context, sn *model.Subnet) ([]clientv3.Cmp, []clientv3.Op, error) {
+	if !sn.AutoAddress() {
+		return nil, nil, nil
+	}
+	prefix := s.st.Keys.NetworkPortPrefix(sn.NetworkID)
+	resp, err := s.st.Client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, nil, storeErr(err)
+	}
+	cmps := []clientv3.Cmp{noneNewUnder(prefix, resp.Header.Revision)}
+	var ops []clientv3.Op
+	for _, kv := range resp.Kvs {
+		p, rev, err := load[model.Port](ctx, s, Ports, strings.TrimPrefix(string(kv.Key), prefix))
+		if err != nil {
+			return nil, nil, err
+		}
+		if p == nil || strings.HasPrefix(p.DeviceOwner, "network:router") {
+			continue
+		}
+		mac, _ := net.ParseMAC(p.MACAddress)
+		ip, err := ipam.EUI64(sn.CIDR, mac)
+		if err != nil {
+			return nil, nil, apierr.InvalidInput("%v", err)
+		}
+		key := s.st.Keys.IPAlloc(sn.ID, ip.String())
+		p.FixedIPs = append(p.FixedIPs, model.FixedIP{SubnetID: sn.ID, IPAddress: ip})
+		p.Touch()
+		cmps = append(cmps, unchanged(s.st.Keys.Resource(Ports, p.ID), rev), notExists(key))
+		ops = append(ops, clientv3.OpPut(key, p.ID), s.putJSON(Ports, p.ID, p))
+	}
+	return cmps, ops, nil
 }
 
 // checkOverlap refuses a CIDR that overlaps another subnet of the network.

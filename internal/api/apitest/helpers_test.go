@@ -42,14 +42,15 @@ var ctx = context.Background()
 // quiet discards the server's logs.
 var quiet = slog.New(slog.DiscardHandler)
 
-// startServer starts a server on dataDir with the given service config.
-func startServer(t testing.TB, dataDir string, cfg service.Config) *server.Server {
+// startServer starts a server on dataDir with the given service config and
+// admin password ("" keeps the stored one, or generates one).
+func startServer(t testing.TB, dataDir string, cfg service.Config, adminPW string) *server.Server {
 	t.Helper()
 	srv, err := server.Start(ctx, server.Config{
 		Listen:        "127.0.0.1:0",
 		DataDir:       dataDir,
 		Auth:          server.AuthBuiltin,
-		AdminPassword: adminPassword,
+		AdminPassword: adminPW,
 		Service:       cfg,
 		Logger:        quiet,
 	})
@@ -79,10 +80,13 @@ type env struct {
 }
 
 // newEnv starts a server on dataDir and creates the projects and users.
+// Password hashing dominates the cost (bcrypt is slow under -race), so
+// users are created concurrently and only the admin logs in with a
+// password here; members get tokens from the identity service directly
+// (TestMemberPasswordLogin covers their password login).
 func newEnv(t testing.TB, dataDir string, cfg service.Config) *env {
 	t.Helper()
-	e := &env{srv: startServer(t, dataDir, cfg), dataDir: dataDir}
-	e.admin = e.login(t, &user{name: "admin", password: adminPassword})
+	e := &env{srv: startServer(t, dataDir, cfg, adminPassword), dataDir: dataDir}
 	pa, err := e.srv.Builtin.CreateProject(ctx, "project-a")
 	if err != nil {
 		t.Fatal(err)
@@ -91,28 +95,67 @@ func newEnv(t testing.TB, dataDir string, cfg service.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.a = e.newUser(t, "alice", pa, "member")
-	e.b = e.newUser(t, "bob", pb, "member")
-	e.reader = e.newUser(t, "rita", pa, "reader")
+	e.a = &user{name: "alice", projectID: pa}
+	e.b = &user{name: "bob", projectID: pb}
+	e.reader = &user{name: "rita", projectID: pa}
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for _, u := range []struct {
+		u    *user
+		role string
+	}{{e.a, "member"}, {e.b, "member"}, {e.reader, "reader"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- e.addUser(u.u, u.role)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var err error
+		e.admin, err = e.loginErr(&user{name: "admin", password: adminPassword})
+		errs <- err
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []*user{e.a, e.b, e.reader} {
+		u.endpoint, u.resourceBase = e.admin.endpoint, e.admin.resourceBase
+	}
 	return e
 }
 
-// newUser creates a user with roles on project and logs it in.
-func (e *env) newUser(t testing.TB, name, project string, roles ...string) *user {
-	t.Helper()
-	u := &user{name: name, password: name + "-pw", projectID: project}
-	id, err := e.srv.Builtin.CreateUser(ctx, u.name, u.password, project, roles...)
+// addUser creates u with role on its project and issues it a token.
+func (e *env) addUser(u *user, role string) error {
+	u.password = u.name + "-pw"
+	id, err := e.srv.Builtin.CreateUser(ctx, u.name, u.password, u.projectID, role)
 	if err != nil {
-		t.Fatalf("create user %s: %v", name, err)
+		return fmt.Errorf("create user %s: %w", u.name, err)
 	}
 	u.userID = id
-	return e.login(t, u)
+	if u.token, err = e.srv.Builtin.IssueToken(ctx, id, u.projectID); err != nil {
+		return fmt.Errorf("issue token to %s: %w", u.name, err)
+	}
+	return nil
 }
 
 // login authenticates u with its password through Keystone v3, as any
-// OpenStack client does, and records its token and network endpoint.
+// OpenStack client does, and records its token, ids and network endpoint.
 func (e *env) login(t testing.TB, u *user) *user {
 	t.Helper()
+	u, err := e.loginErr(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func (e *env) loginErr(u *user) (*user, error) {
 	opts := gophercloud.AuthOptions{
 		IdentityEndpoint: e.srv.URL + "/identity/v3",
 		Username:         u.name,
@@ -124,29 +167,34 @@ func (e *env) login(t testing.TB, u *user) *user {
 	}
 	pc, err := openstack.AuthenticatedClient(ctx, opts)
 	if err != nil {
-		t.Fatalf("authenticate %s: %v", u.name, err)
+		return nil, fmt.Errorf("authenticate %s: %w", u.name, err)
 	}
 	sc, err := openstack.NewNetworkV2(pc, gophercloud.EndpointOpts{})
 	if err != nil {
-		t.Fatalf("network endpoint for %s: %v", u.name, err)
+		return nil, fmt.Errorf("network endpoint for %s: %w", u.name, err)
 	}
 	u.token = pc.Token()
 	u.endpoint, u.resourceBase = sc.Endpoint, sc.ResourceBase
-	if u.projectID == "" {
-		ar, ok := pc.GetAuthResult().(tokens.CreateResult)
-		if !ok {
-			t.Fatalf("auth result of %s is %T", u.name, pc.GetAuthResult())
-		}
-		p, err := ar.ExtractProject()
-		if err != nil || p == nil {
-			t.Fatalf("token of %s has no project: %v", u.name, err)
-		}
-		u.projectID = p.ID
+	ar, ok := pc.GetAuthResult().(tokens.CreateResult)
+	if !ok {
+		return nil, fmt.Errorf("auth result of %s is %T", u.name, pc.GetAuthResult())
 	}
-	return u
+	p, err := ar.ExtractProject()
+	if err != nil || p == nil {
+		return nil, fmt.Errorf("token of %s has no project: %v", u.name, err)
+	}
+	usr, err := ar.ExtractUser()
+	if err != nil || usr == nil {
+		return nil, fmt.Errorf("token of %s has no user: %v", u.name, err)
+	}
+	if u.projectID != "" && u.projectID != p.ID {
+		return nil, fmt.Errorf("token of %s is scoped to %s, want %s", u.name, p.ID, u.projectID)
+	}
+	u.projectID, u.userID = p.ID, usr.ID
+	return u, nil
 }
 
-// checker is a transport that fails t on any 5xx answer and on any error
+// checker is a transport that fails t on any 500 answer and on any error
 // answer of the Networking API that is not a NeutronError body.
 type checker struct {
 	t    testing.TB
@@ -164,7 +212,10 @@ func (c *checker) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // checkResponse applies the invariants every response must hold.
 func checkResponse(t testing.TB, method, url string, resp *http.Response) {
-	if resp.StatusCode >= 500 {
+	// 503 is how Neutron reports exhausted segment pools (NoNetworkAvailable)
+	// and is checked for its NeutronError body below; any other 5xx is a
+	// server failure.
+	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("%s %s answered %d", method, url, resp.StatusCode)
 	}
 	if resp.StatusCode < 400 || resp.StatusCode == http.StatusUnauthorized || !strings.Contains(url, "/v2.0") && resp.StatusCode != http.StatusNotFound {
@@ -260,35 +311,36 @@ type port struct {
 	portsecurity.PortSecurityExt
 }
 
-// rawNet is a network create or update body given attribute by attribute.
+// rawNet is a network create body given attribute by attribute.
 type rawNet map[string]any
 
 func (r rawNet) ToNetworkCreateMap() (map[string]any, error) {
 	return map[string]any{"network": map[string]any(r)}, nil
 }
-func (r rawNet) ToNetworkUpdateMap() (map[string]any, error) {
-	return map[string]any{"network": map[string]any(r)}, nil
-}
 
-// rawPort is a port create or update body given attribute by attribute.
+// rawPort is a port create body given attribute by attribute.
 type rawPort map[string]any
 
 func (r rawPort) ToPortCreateMap() (map[string]any, error) {
 	return map[string]any{"port": map[string]any(r)}, nil
 }
-func (r rawPort) ToPortUpdateMap() (map[string]any, error) {
-	return map[string]any{"port": map[string]any(r)}, nil
-}
 
-// rawSubnet is a subnet create or update body given attribute by attribute.
+// rawSubnet is a subnet create body given attribute by attribute.
 type rawSubnet map[string]any
 
 func (r rawSubnet) ToSubnetCreateMap() (map[string]any, error) {
 	return map[string]any{"subnet": map[string]any(r)}, nil
 }
-func (r rawSubnet) ToSubnetUpdateMap() (map[string]any, error) {
-	return map[string]any{"subnet": map[string]any(r)}, nil
-}
+
+// upd is an update body of any resource, given attribute by attribute
+// (gophercloud's Update wants a struct).
+type upd struct{ m map[string]any }
+
+func update(m map[string]any) upd { return upd{m} }
+
+func (u upd) ToNetworkUpdateMap() (map[string]any, error) { return map[string]any{"network": u.m}, nil }
+func (u upd) ToSubnetUpdateMap() (map[string]any, error)  { return map[string]any{"subnet": u.m}, nil }
+func (u upd) ToPortUpdateMap() (map[string]any, error)    { return map[string]any{"port": u.m}, nil }
 
 // createNet creates a network from a raw body and returns it.
 func createNet(t testing.TB, c *gophercloud.ServiceClient, body rawNet) network {
@@ -441,6 +493,15 @@ var (
 	nameMu  sync.Mutex
 	nameSeq int
 )
+
+// nextVNI returns a VNI no other test uses, above the default tenant range
+// (1-65535) so that tenant networks created in parallel never take it.
+func nextVNI() int {
+	nameMu.Lock()
+	defer nameMu.Unlock()
+	nameSeq++
+	return 70000 + nameSeq
+}
 
 func uniq(prefix string) string {
 	nameMu.Lock()
