@@ -13,6 +13,7 @@ var commands = map[string]struct {
 	summary string
 }{
 	"server":  {runServer, "run the API server (OpenStack Networking API v2.0 + builtin identity)"},
+	"agent":   {runAgent, "run the host agent: wire this host's ports (Linux bridge, VXLAN)"},
 	"bench":   {runBench, "measure a server: API throughput and latency (see BENCHMARKS.md)"},
 	"version": {runVersion, "print the version"},
 }
@@ -42,7 +43,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: vland <command> [flags]\n\ncommands:\n")
-	for _, name := range []string{"server", "bench", "version"} {
+	for _, name := range []string{"server", "agent", "bench", "version"} {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", name, commands[name].summary)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"net/netip"
 )
 
@@ -24,6 +25,8 @@ const (
 	EventPut      = "put"
 	EventDelete   = "delete"
 	EventBookmark = "bookmark"
+	// EventResync ends a stream whose log moved past the watcher: list again.
+	EventResync = "resync"
 )
 
 // Network is a network with ports on the host.
@@ -69,11 +72,11 @@ type View struct {
 // Event is one line of a watch stream. Object holds a Network or Port for
 // puts (decode by Kind); ID names the object of a delete.
 type Event struct {
-	Type     string `json:"type"`
-	Kind     string `json:"kind,omitempty"`
-	Revision int64  `json:"revision"`
-	ID       string `json:"id,omitempty"`
-	Object   any    `json:"object,omitempty"`
+	Type     string          `json:"type"`
+	Kind     string          `json:"kind,omitempty"`
+	Revision int64           `json:"revision"`
+	ID       string          `json:"id,omitempty"`
+	Object   json.RawMessage `json:"object,omitempty"`
 }
 
 // AgentInfo is what an agent reports of itself with every heartbeat.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -202,10 +201,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, host string, sinc
 		events, rev, more, ok = s.hub.since(host, since)
 		if !ok {
 			// The log moved past us while we were blocked: the agent relists.
-			_ = enc.Encode(agentapi.Event{Type: "error", Revision: since, ID: "resync"})
+			_ = enc.Encode(agentapi.Event{Type: agentapi.EventResync, Revision: since})
 			return
 		}
 	}
 }
-
-var _ = errors.New

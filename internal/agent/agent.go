@@ -1,0 +1,377 @@
+// Package agent is vland's host agent: it follows the host's view from the
+// server (list, then watch), converges the kernel to it with the data-plane
+// packages, and reports heartbeats and port wiring back. It is
+// level-triggered: every reconcile compares the whole desired state with the
+// kernel, so a lost event, a restart or a half-applied change is repaired by
+// the next one, and a restart disturbs nothing that is already right.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vland/vland/internal/agentapi"
+	"github.com/vland/vland/internal/dataplane/l2"
+)
+
+// Config is an agent's configuration.
+type Config struct {
+	Host   string
+	Server string
+	Token  string
+	// NetNS is the namespace whose data plane the agent manages ("" = its own).
+	NetNS             string
+	LocalIP           netip.Addr
+	InterfaceMappings map[string]string
+	Roles             []string
+	AvailabilityZone  string
+	ReportInterval    time.Duration
+	Logger            *slog.Logger
+}
+
+// Agent is a running host agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	client *Client
+	l2     *l2.Manager
+	start  time.Time
+
+	mu       sync.Mutex
+	rev      int64
+	networks map[string]agentapi.Network
+	ports    map[string]agentapi.Port
+	synced   bool // the first list has been applied
+
+	kick     chan struct{} // wakes the reconciler
+	reported map[string]string
+}
+
+// New prepares an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = 10 * time.Second
+	}
+	if cfg.Host == "" {
+		return nil, errors.New("agent needs a host name")
+	}
+	m, err := l2.New(cfg.NetNS, l2.Options{Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		cfg: cfg, log: cfg.Logger.With("host", cfg.Host), client: NewClient(cfg.Server, cfg.Host, cfg.Token), l2: m,
+		start: time.Now().UTC(), networks: map[string]agentapi.Network{}, ports: map[string]agentapi.Port{},
+		kick: make(chan struct{}, 1), reported: map[string]string{},
+	}, nil
+}
+
+// Close releases the agent's netlink handles; the data plane stays as it is.
+func (a *Agent) Close() error { return a.l2.Close() }
+
+// Run follows the server and converges the host until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	links, err := l2.WatchLinks(ctx, a.cfg.NetNS)
+	if err != nil {
+		return fmt.Errorf("watch links: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); a.follow(ctx) }()
+	go func() { defer wg.Done(); a.reconcileLoop(ctx) }()
+	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
+	for ev := range links {
+		if ev.Resync || strings.HasPrefix(ev.Name, l2.TapPrefix) {
+			a.trigger()
+		}
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func (a *Agent) trigger() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// follow lists the view and watches it, listing again whenever the watch
+// cannot resume; failures back off up to a few seconds.
+func (a *Agent) follow(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	listed := false
+	for ctx.Err() == nil {
+		if !listed {
+			v, err := a.client.View(ctx)
+			if err != nil {
+				a.log.Warn("listing the host view failed", "err", err)
+				sleep(ctx, &backoff)
+				continue
+			}
+			a.replace(v)
+			listed = true
+		}
+		a.mu.Lock()
+		since := a.rev
+		a.mu.Unlock()
+		err := a.client.Watch(ctx, since, a.apply)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrGone) {
+			a.log.Info("watch cannot resume; listing again", "since", since)
+			listed = false
+			continue
+		}
+		a.log.Warn("watch broke; resuming", "since", since, "err", err)
+		sleep(ctx, &backoff)
+	}
+}
+
+func sleep(ctx context.Context, d *time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(*d):
+	}
+	*d = min(*d*2, 5*time.Second)
+}
+
+// replace installs a freshly listed view.
+func (a *Agent) replace(v agentapi.View) {
+	a.mu.Lock()
+	a.rev = v.Revision
+	a.networks = make(map[string]agentapi.Network, len(v.Networks))
+	for _, n := range v.Networks {
+		a.networks[n.ID] = n
+	}
+	a.ports = make(map[string]agentapi.Port, len(v.Ports))
+	for _, p := range v.Ports {
+		a.ports[p.ID] = p
+	}
+	a.synced = true
+	a.mu.Unlock()
+	a.trigger()
+}
+
+// apply applies one watch event.
+func (a *Agent) apply(ev agentapi.Event) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch ev.Type {
+	case agentapi.EventBookmark:
+		a.rev = max(a.rev, ev.Revision)
+		a.trigger()
+		return nil
+	case agentapi.EventDelete:
+		switch ev.Kind {
+		case agentapi.KindNetwork:
+			delete(a.networks, ev.ID)
+		case agentapi.KindPort:
+			delete(a.ports, ev.ID)
+		}
+	case agentapi.EventPut:
+		if err := a.put(ev); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	a.rev = max(a.rev, ev.Revision)
+	return nil
+}
+
+func (a *Agent) put(ev agentapi.Event) error {
+	switch ev.Kind {
+	case agentapi.KindNetwork:
+		var n agentapi.Network
+		if err := jsonUnmarshal(ev.Object, &n); err != nil {
+			return err
+		}
+		a.networks[n.ID] = n
+	case agentapi.KindPort:
+		var p agentapi.Port
+		if err := jsonUnmarshal(ev.Object, &p); err != nil {
+			return err
+		}
+		a.ports[p.ID] = p
+	}
+	return nil
+}
+
+// reconcileLoop converges the kernel whenever something may have changed.
+func (a *Agent) reconcileLoop(ctx context.Context) {
+	// A periodic pass repairs what nobody reported (a link changed by hand).
+	resync := time.NewTicker(60 * time.Second)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		case <-resync.C:
+		}
+		a.reconcile(ctx)
+	}
+}
+
+// desired translates the host view into the L2 data plane's terms.
+func (a *Agent) desired() (l2.Desired, map[string]string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := l2.Desired{LocalIP: a.cfg.LocalIP}
+	taps := map[string]string{} // tap -> port id
+	byNet := map[string]*l2.Network{}
+	for _, id := range slices.Sorted(maps.Keys(a.networks)) {
+		n := a.networks[id]
+		d.Networks = append(d.Networks, l2.Network{
+			ID: n.ID, Type: n.Type, SegmentationID: n.SegmentationID, MTU: n.MTU,
+			PhysicalInterface: a.cfg.InterfaceMappings[n.PhysicalNetwork],
+		})
+	}
+	for i := range d.Networks {
+		byNet[d.Networks[i].ID] = &d.Networks[i]
+	}
+	for _, id := range slices.Sorted(maps.Keys(a.ports)) {
+		p := a.ports[id]
+		n := byNet[p.NetworkID]
+		if n == nil {
+			continue
+		}
+		if p.Local {
+			tap := l2.TapName(p.ID)
+			n.Taps = append(n.Taps, tap)
+			taps[tap] = p.ID
+			continue
+		}
+		mac, err := net.ParseMAC(p.MACAddress)
+		if err != nil || !p.VTEP.IsValid() || p.VTEP == a.cfg.LocalIP {
+			continue
+		}
+		r := l2.Remote{MAC: mac, VTEP: p.VTEP}
+		for _, f := range p.FixedIPs {
+			r.IPs = append(r.IPs, f.IPAddress)
+		}
+		n.Remotes = append(n.Remotes, r)
+	}
+	return d, taps, a.synced
+}
+
+// reconcile converges once and reports what changed for local ports.
+func (a *Agent) reconcile(ctx context.Context) {
+	d, taps, synced := a.desired()
+	if !synced {
+		// Before the first list the agent knows nothing: touching the
+		// kernel now could tear down what is right.
+		return
+	}
+	res, err := a.l2.Reconcile(ctx, d)
+	if err != nil {
+		a.log.Error("reconcile failed", "err", err)
+	} else if err := res.Err(); err != nil {
+		a.log.Warn("reconcile incomplete", "err", err)
+	}
+	statuses := map[string]string{}
+	for tap, id := range taps {
+		st := "DOWN"
+		if ts, ok := res.Taps[tap]; ok && ts.Wired {
+			st = "ACTIVE"
+		}
+		if a.reported[id] != st {
+			statuses[id] = st
+		}
+	}
+	if len(statuses) == 0 {
+		return
+	}
+	if err := a.client.Report(ctx, agentapi.Status{Agent: a.info(), Ports: statuses}); err != nil {
+		a.log.Warn("port status report failed; will retry", "err", err)
+		time.AfterFunc(time.Second, a.trigger)
+		return
+	}
+	for id, st := range statuses {
+		a.reported[id] = st
+	}
+	// Forget ports no longer local so a returning one is reported again.
+	local := map[string]bool{}
+	for _, id := range taps {
+		local[id] = true
+	}
+	for id := range a.reported {
+		if !local[id] {
+			delete(a.reported, id)
+		}
+	}
+}
+
+// info is the agent's self-description sent with every report.
+func (a *Agent) info() agentapi.AgentInfo {
+	roles := a.cfg.Roles
+	if len(roles) == 0 {
+		roles = []string{"compute"}
+	}
+	return agentapi.AgentInfo{
+		Binary: "vland-agent", LocalIP: a.cfg.LocalIP, Roles: roles, StartedAt: a.start.Format(time.RFC3339),
+		AvailabilityZone: a.cfg.AvailabilityZone, InterfaceMappings: a.cfg.InterfaceMappings, VLANSupported: a.l2.SupportsVLAN(),
+		Configurations: map[string]any{
+			"interface_mappings": orEmpty(a.cfg.InterfaceMappings), "tunnel_types": tunnelTypes(a.cfg.LocalIP),
+			"l2_population": true, "vlan_supported": a.l2.SupportsVLAN(), "local_ip": ipString(a.cfg.LocalIP),
+			"roles": roles, "hostname": hostname(),
+		},
+	}
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func tunnelTypes(ip netip.Addr) []string {
+	if ip.IsValid() {
+		return []string{"vxlan"}
+	}
+	return []string{}
+}
+
+func ipString(ip netip.Addr) string {
+	if ip.IsValid() {
+		return ip.String()
+	}
+	return ""
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// heartbeatLoop reports the agent alive every interval.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(a.cfg.ReportInterval)
+	defer t.Stop()
+	for {
+		if err := a.client.Report(ctx, agentapi.Status{Agent: a.info()}); err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
