@@ -67,12 +67,17 @@ func (v *netView) subnet(id string) *model.Subnet {
 	return nil
 }
 
-// loadNetView reads a network and its subnets; every write that depends on
-// them compares their existence, so serializable reads are enough.
+// loadNetView reads a network and its subnets, from the cache when it has
+// them (the store otherwise, for objects another server just wrote). Every
+// write that depends on them compares their existence in its transaction,
+// so a stale read can only make it retry, never write something wrong.
 func (s *Service) loadNetView(ctx context.Context, netID string, p *portPlan) (*netView, error) {
-	n, _, err := load[model.Network](ctx, s, Networks, netID)
-	if err != nil {
-		return nil, err
+	n, ok := cachedAs[*model.Network](s, Networks, netID)
+	if !ok {
+		var err error
+		if n, _, err = load[model.Network](ctx, s, Networks, netID); err != nil {
+			return nil, err
+		}
 	}
 	if n == nil {
 		return nil, apierr.NotFound("Network", "Network", netID)
@@ -80,9 +85,12 @@ func (s *Service) loadNetView(ctx context.Context, netID string, p *portPlan) (*
 	v := &netView{net: n}
 	p.cmps = append(p.cmps, exists(s.st.Keys.Resource(Networks, netID)))
 	for _, id := range n.Subnets {
-		sn, _, err := load[model.Subnet](ctx, s, Subnets, id)
-		if err != nil {
-			return nil, err
+		sn, ok := cachedAs[*model.Subnet](s, Subnets, id)
+		if !ok {
+			var err error
+			if sn, _, err = load[model.Subnet](ctx, s, Subnets, id); err != nil {
+				return nil, err
+			}
 		}
 		if sn != nil {
 			v.subnets = append(v.subnets, sn)
@@ -225,7 +233,9 @@ func (s *Service) planMAC(ctx context.Context, p *portPlan, port *model.Port, gi
 		}
 		key := s.st.Keys.MACAlloc(port.NetworkID, port.MACAddress)
 		inUse := p.taken[key]
-		if !inUse {
+		// A generated MAC is checked by the transaction alone: a collision
+		// among 2^24 is rare enough that a retry is cheaper than a read.
+		if !inUse && given {
 			resp, err := s.st.Client.Get(ctx, key, clientv3.WithCountOnly(), clientv3.WithSerializable())
 			if err != nil {
 				return storeErr(err)
