@@ -54,6 +54,10 @@ func New(cfg Config) *API {
 	for name, c := range a.collections {
 		a.mux.HandleFunc("/v2.0/"+name, a.authed(c.serveCollection))
 		a.mux.HandleFunc("/v2.0/"+name+"/{id}", a.authed(c.serveItem))
+		if c.tagged {
+			a.mux.HandleFunc("/v2.0/"+name+"/{id}/tags", a.authed(c.serveTags))
+			a.mux.HandleFunc("/v2.0/"+name+"/{id}/tags/{tag}", a.authed(c.serveTag))
+		}
 	}
 	if cfg.Identity != nil {
 		a.mux.Handle("/identity", cfg.Identity)
@@ -183,3 +187,5 @@ func writeError(w http.ResponseWriter, err error) {
 func methodNotAllowed(w http.ResponseWriter) {
 	writeError(w, apierr.New(http.StatusMethodNotAllowed, "HTTPMethodNotAllowed", "The server could not comply with the request since it is either malformed or otherwise incorrect."))
 }
+
+type contextT = context.Context

@@ -25,6 +25,8 @@ type collection struct {
 	// decorate, when set, adds attributes that depend on the time of the
 	// request (an agent's "alive") to a copy of a cached view.
 	decorate func(view map[string]any) map[string]any
+	// tagged resources have standard attributes and take tags.
+	tagged bool
 }
 
 // viewOf returns the view to filter and render, decorated if needed.
@@ -57,7 +59,7 @@ func object[T model.Object](o T, err error) (model.Object, error) {
 func coreCollections(svc *service.Service) map[string]*collection {
 	return map[string]*collection{
 		service.Networks: {
-			name: service.Networks, spec: model.NetworkSpec, svc: svc,
+			name: service.Networks, tagged: true, spec: model.NetworkSpec, svc: svc,
 			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
 				return objects(svc.CreateNetworks(ctx, f))
 			},
@@ -68,7 +70,7 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			notFound: func(id string) error { return apierr.NotFound("Network", "Network", id) },
 		},
 		service.Subnets: {
-			name: service.Subnets, spec: model.SubnetSpec, svc: svc,
+			name: service.Subnets, tagged: true, spec: model.SubnetSpec, svc: svc,
 			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
 				return objects(svc.CreateSubnets(ctx, f))
 			},
@@ -79,7 +81,7 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			notFound: func(id string) error { return apierr.NotFound("Subnet", "Subnet", id) },
 		},
 		service.Ports: {
-			name: service.Ports, spec: model.PortSpec, svc: svc,
+			name: service.Ports, tagged: true, spec: model.PortSpec, svc: svc,
 			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
 				return objects(svc.CreatePorts(ctx, f))
 			},
@@ -129,7 +131,12 @@ func (c *collection) serveItem(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPut:
 		c.put(w, r, id)
 	case http.MethodDelete:
-		if err := c.remove(r.Context(), id); err != nil {
+		ctx, err := ifMatch(r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if err := c.remove(ctx, id); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -192,7 +199,12 @@ func (c *collection) put(w http.ResponseWriter, r *http.Request, id string) {
 		writeError(w, err)
 		return
 	}
-	o, err := c.update(r.Context(), id, items[0])
+	ctx, err := ifMatch(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	o, err := c.update(ctx, id, items[0])
 	if err != nil {
 		writeError(w, err)
 		return

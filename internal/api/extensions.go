@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/vland/vland/internal/apierr"
 )
@@ -29,7 +30,21 @@ var extensionList = []Extension{
 	{Alias: "port-security", Name: "Port Security", Description: "Provides port security", Updated: "2012-07-23T10:00:00-00:00"},
 	{Alias: "project-id", Name: "project_id field enabled", Description: "Extension that indicates that project_id field is enabled.", Updated: "2016-09-09T09:09:09-09:09"},
 	{Alias: "provider", Name: "Provider Network", Description: "Expose mapping of virtual networks to physical networks", Updated: "2012-09-07T10:00:00-00:00"},
+	{Alias: "empty-string-filtering", Name: "Empty String Filtering Extension", Description: "Allow filtering by attributes with empty string value", Updated: "2018-05-01T10:00:00-00:00"},
+	{Alias: "filter-validation", Name: "Filter parameters validation", Description: "Provides validation on filter parameters.", Updated: "2018-07-04T10:00:00-00:00"},
+	{Alias: "ip-substring-filtering", Name: "IP address substring filtering", Description: "Provides IP address substring filtering when listing ports", Updated: "2017-11-28T09:00:00-00:00"},
+	{Alias: "pagination", Name: "Pagination support", Description: "Extension that indicates that pagination is enabled.", Updated: "2016-06-12T00:00:00-00:00"},
+	{Alias: "revision-if-match", Name: "If-Match constraints based on revision_number", Description: "Extension indicating that If-Match based on revision_number is supported.", Updated: "2016-12-11T00:00:00-00:00"},
+	{Alias: "sorting", Name: "Sorting support", Description: "Extension that indicates that sorting is enabled.", Updated: "2016-06-12T00:00:00-00:00"},
+	{Alias: "standard-attr-revisions", Name: "Resource revision numbers", Description: "This extension will display the revision number of neutron resources.", Updated: "2016-04-11T10:00:00-00:00"},
+	{Alias: "standard-attr-tag", Name: "Tag support for resources with standard attribute: network, subnet, port", Description: "Enables to set tag on resources with standard attribute.", Updated: "2017-01-01T00:00:00-00:00"},
+	{Alias: "standard-attr-timestamp", Name: "Resource timestamps", Description: "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", Updated: "2016-09-12T10:00:00-00:00"},
+	{Alias: "tag-ports-during-bulk-creation", Name: "Tag Ports During Bulk Creation", Description: "Allow to tag ports during bulk creation", Updated: "2019-12-29T19:00:00-00:00"},
 	{Alias: "standard-attr-description", Name: "standard-attr-description", Description: "Extension to add descriptions to standard attributes", Updated: "2016-02-10T10:00:00-00:00"},
+}
+
+func init() {
+	slices.SortFunc(extensionList, func(a, b Extension) int { return strings.Compare(a.Alias, b.Alias) })
 }
 
 func (a *API) extensions(w http.ResponseWriter, r *http.Request) {

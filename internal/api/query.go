@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vland/vland/internal/apierr"
 	"github.com/vland/vland/internal/model"
@@ -40,38 +41,95 @@ func fieldsParam(q url.Values, spec *model.Spec) ([]string, error) {
 	return out, nil
 }
 
-// filter is one attribute's accepted values (repeated keys are ORed).
-type filter struct {
-	attr   string
-	values []string
-}
+// filter is one query condition on rendered views.
+type filter func(view map[string]any) bool
 
-func parseFilters(q url.Values, spec *model.Spec) ([]filter, error) {
+func parseFilters(q url.Values, spec *model.Spec, tagged bool) ([]filter, error) {
 	var out []filter
 	for _, k := range sortedKeys(q) {
-		if slices.Contains(reserved, k) {
+		vals := q[k]
+		switch {
+		case slices.Contains(reserved, k):
+			continue
+		case tagged && slices.Contains([]string{"tags", "tags-any", "not-tags", "not-tags-any"}, k):
+			out = append(out, tagFilter(k, vals))
+			continue
+		case k == "changed_since" && tagged:
+			f, err := changedSince(vals)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, f)
 			continue
 		}
 		if _, ok := spec.Lookup(k); !ok {
 			return nil, apierr.BadRequest("%s is invalid attribute for filtering", k)
 		}
-		out = append(out, filter{attr: k, values: q[k]})
+		out = append(out, func(view map[string]any) bool {
+			v := view[k]
+			for _, want := range vals {
+				if matchValue(k, v, want) {
+					return true
+				}
+			}
+			return false
+		})
 	}
 	return out, nil
+}
+
+// tagFilter implements Neutron's tag filters; values are comma-separated
+// and repeated keys add to the list.
+func tagFilter(kind string, vals []string) filter {
+	var want []string
+	for _, v := range vals {
+		for _, t := range strings.Split(v, ",") {
+			if t != "" {
+				want = append(want, t)
+			}
+		}
+	}
+	return func(view map[string]any) bool {
+		have, _ := view["tags"].([]string)
+		all, anyHit := true, false
+		for _, t := range want {
+			if slices.Contains(have, t) {
+				anyHit = true
+			} else {
+				all = false
+			}
+		}
+		switch kind {
+		case "tags":
+			return all
+		case "tags-any":
+			return anyHit
+		case "not-tags":
+			return !all
+		default: // not-tags-any
+			return !anyHit
+		}
+	}
+}
+
+// changedSince keeps objects updated at or after the given time.
+func changedSince(vals []string) (filter, error) {
+	t, err := time.Parse(time.RFC3339, vals[len(vals)-1])
+	if err != nil {
+		if t, err = time.Parse(model.TimeFormat, vals[len(vals)-1]); err != nil {
+			return nil, apierr.BadRequest("Invalid input for changed_since. Reason: '%s' is not a valid time.", vals[len(vals)-1])
+		}
+	}
+	return func(view map[string]any) bool {
+		u, err := time.Parse(model.TimeFormat, fmt.Sprint(view["updated_at"]))
+		return err == nil && !u.Before(t)
+	}, nil
 }
 
 // matches reports whether a rendered view passes every filter.
 func matches(view map[string]any, filters []filter) bool {
 	for _, f := range filters {
-		v := view[f.attr]
-		ok := false
-		for _, want := range f.values {
-			if matchValue(f.attr, v, want) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if !f(view) {
 			return false
 		}
 	}
@@ -104,7 +162,8 @@ func matchValue(attr string, v any, want string) bool {
 	return false
 }
 
-// matchFixedIP handles fixed_ips=ip_address=X and fixed_ips=subnet_id=Y.
+// matchFixedIP handles fixed_ips=ip_address=X, fixed_ips=subnet_id=Y and
+// fixed_ips=ip_address_substr=Z (ip-substring-filtering).
 func matchFixedIP(ips []any, want string) bool {
 	k, val, ok := strings.Cut(want, "=")
 	if !ok {
@@ -112,6 +171,12 @@ func matchFixedIP(ips []any, want string) bool {
 	}
 	for _, e := range ips {
 		m, _ := e.(map[string]any)
+		if k == "ip_address_substr" {
+			if strings.Contains(fmt.Sprint(m["ip_address"]), val) {
+				return true
+			}
+			continue
+		}
 		if fmt.Sprint(m[k]) == val {
 			return true
 		}
@@ -200,7 +265,7 @@ func compareValues(a, b any) int {
 // pagination and field selection, all from the cache.
 func (c *collection) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	filters, err := parseFilters(q, c.spec)
+	filters, err := parseFilters(q, c.spec, c.tagged)
 	if err != nil {
 		writeError(w, err)
 		return

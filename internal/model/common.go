@@ -40,13 +40,16 @@ func (s *Standard) view(m map[string]any) {
 	m["revision_number"] = s.RevisionNumber
 }
 
-// applyStandard sets the standard attributes a request may change.
-func (s *Standard) applyStandard(f Fields) {
+// ApplyStandard sets the standard attributes a request may set.
+func (s *Standard) ApplyStandard(f Fields) {
 	if v, ok := f["name"]; ok {
 		s.Name = v.(string)
 	}
 	if v, ok := f["description"]; ok {
 		s.Description = v.(string)
+	}
+	if v, ok := f["tags"]; ok {
+		s.Tags = v.([]string)
 	}
 }
 
@@ -64,7 +67,7 @@ func standardAttrs() []*Attr {
 		{Name: "description", Post: true, Put: true, Parse: ParseString(255)},
 		{Name: "project_id", Post: true, Parse: ParseString(255)},
 		{Name: "tenant_id", Post: true, Parse: ParseString(255)},
-		{Name: "tags"},
+		{Name: "tags", Post: true, Parse: ParseTags},
 		{Name: "created_at"},
 		{Name: "updated_at"},
 		{Name: "revision_number"},
@@ -102,4 +105,36 @@ func DecodeAs[T any, PT interface {
 		o := PT(&v)
 		return &Cached{Obj: o, View: o.View()}, nil
 	}
+}
+
+// Tag limits, as Neutron's tagging extension.
+const (
+	MaxTagLen  = 255
+	MaxTagsPer = 50
+)
+
+// ParseTags accepts a list of unique strings of at most MaxTagLen
+// characters, at most MaxTagsPer of them.
+func ParseTags(v any) (any, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, reason("'%s' is not a list", show(v))
+	}
+	out := make([]string, 0, len(list))
+	seen := map[string]bool{}
+	for _, it := range list {
+		t, err := ParseString(MaxTagLen)(it)
+		if err != nil {
+			return nil, err
+		}
+		if seen[t.(string)] {
+			return nil, reason("Duplicate items in the list: '%s'", t)
+		}
+		seen[t.(string)] = true
+		out = append(out, t.(string))
+	}
+	if len(out) > MaxTagsPer {
+		return nil, reason("The number of tags exceed the per-resource limit of %d", MaxTagsPer)
+	}
+	return out, nil
 }

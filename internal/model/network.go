@@ -116,7 +116,7 @@ func SegmentFromFields(m map[string]any) (SegmentRequest, error) {
 
 // Apply sets the attributes of f on n.
 func (n *Network) Apply(f Fields) {
-	n.applyStandard(f)
+	n.ApplyStandard(f)
 	if v, ok := f["admin_state_up"]; ok {
 		n.AdminStateUp = v.(bool)
 	}

@@ -344,6 +344,9 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, f model.Fields) 
 		if !policy.CanChange(c, n.ProjectID) {
 			return apierr.PolicyNotAuthorized("update_network")
 		}
+		if err := checkIfMatch(ctx, n.RevisionNumber); err != nil {
+			return err
+		}
 		if !c.IsAdmin() {
 			for _, a := range []string{"shared", "router:external"} {
 				if f.Has(a) {
@@ -399,6 +402,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 		}
 		if !policy.CanChange(c, n.ProjectID) {
 			return apierr.PolicyNotAuthorized("delete_network")
+		}
+		if err := checkIfMatch(ctx, n.RevisionNumber); err != nil {
+			return err
 		}
 		key := s.st.Keys.Resource(Networks, id)
 		prefix := s.st.Keys.NetworkPortPrefix(id)

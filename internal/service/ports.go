@@ -186,8 +186,7 @@ func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model
 
 // applyPort sets the attributes create and update share.
 func applyPort(port *model.Port, f model.Fields) {
-	port.Standard.Name = stringOr(f, "name", port.Name)
-	port.Description = stringOr(f, "description", port.Description)
+	port.ApplyStandard(f)
 	port.DeviceID = stringOr(f, "device_id", port.DeviceID)
 	port.DeviceOwner = stringOr(f, "device_owner", port.DeviceOwner)
 	port.HostID = stringOr(f, "binding:host_id", port.HostID)
@@ -489,6 +488,9 @@ func (s *Service) UpdatePort(ctx context.Context, id string, f model.Fields) (*m
 		if !policy.CanChange(c, port.ProjectID) && !(n != nil && policy.CanChange(c, n.ProjectID)) {
 			return apierr.PolicyNotAuthorized("update_port")
 		}
+		if err := checkIfMatch(ctx, port.RevisionNumber); err != nil {
+			return err
+		}
 		p := newPortPlan()
 		p.cmps = append(p.cmps, unchanged(s.st.Keys.Resource(Ports, id), rev))
 		oldMAC, oldIPs := port.MACAddress, port.FixedIPs
@@ -580,6 +582,9 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		}
 		if !policy.CanChange(c, port.ProjectID) && !(n != nil && policy.CanChange(c, n.ProjectID)) {
 			return apierr.PolicyNotAuthorized("delete_port")
+		}
+		if err := checkIfMatch(ctx, port.RevisionNumber); err != nil {
+			return err
 		}
 		ok, err := s.commit(ctx, []clientv3.Cmp{unchanged(s.st.Keys.Resource(Ports, id), rev)}, s.portDeleteOps(port))
 		if err != nil {

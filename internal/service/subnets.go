@@ -142,12 +142,7 @@ func (s *Service) newSubnet(f model.Fields, project string) (*model.Subnet, erro
 
 // applySubnet sets the attributes both create and update may change.
 func (s *Service) applySubnet(sn *model.Subnet, f model.Fields) {
-	if v, ok := f["name"]; ok {
-		sn.Name = v.(string)
-	}
-	if v, ok := f["description"]; ok {
-		sn.Description = v.(string)
-	}
+	sn.ApplyStandard(f)
 	if v, ok := f["enable_dhcp"]; ok {
 		sn.EnableDHCP = v.(bool)
 	}
@@ -292,6 +287,9 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, f model.Fields) (
 		if !policy.CanChange(c, sn.ProjectID) {
 			return apierr.PolicyNotAuthorized("update_subnet")
 		}
+		if err := checkIfMatch(ctx, sn.RevisionNumber); err != nil {
+			return err
+		}
 		if v, ok := f["gateway_ip"]; ok {
 			sn.GatewayIP = v.(netip.Addr)
 		}
@@ -343,6 +341,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 		}
 		if !policy.CanChange(c, sn.ProjectID) {
 			return apierr.PolicyNotAuthorized("delete_subnet")
+		}
+		if err := checkIfMatch(ctx, sn.RevisionNumber); err != nil {
+			return err
 		}
 		prefix := s.st.Keys.IPAllocPrefix(id)
 		svcPorts, portRevs, onlyService, readRev, err := s.servicePorts(ctx, prefix, true)
