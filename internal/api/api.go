@@ -59,6 +59,7 @@ func New(cfg Config) *API {
 			a.mux.HandleFunc("/v2.0/"+name+"/{id}/tags/{tag}", a.authed(c.serveTag))
 		}
 	}
+	a.quotaRoutes()
 	if cfg.Identity != nil {
 		a.mux.Handle("/identity", cfg.Identity)
 		a.mux.Handle("/identity/", cfg.Identity)

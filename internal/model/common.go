@@ -15,6 +15,9 @@ type Standard struct {
 	CreatedAt      string   `json:"created_at"`
 	UpdatedAt      string   `json:"updated_at"`
 	RevisionNumber int64    `json:"revision_number"`
+	// QuotaSlot is the quota slot the object holds, plus one (0: none).
+	// It is internal: views never show it.
+	QuotaSlot int `json:"quota_slot,omitempty"`
 }
 
 // TimeFormat is how Neutron renders timestamps.

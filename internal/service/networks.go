@@ -79,6 +79,15 @@ func (s *Service) CreateNetworks(ctx context.Context, items []model.Fields) ([]*
 			cmps = append(cmps, p.cmps...)
 			ops = append(ops, p.ops...)
 		}
+		qc, qo, err := s.quotaClaim(ctx, Networks, stds(out))
+		if err != nil {
+			return err
+		}
+		cmps, ops = append(cmps, qc...), append(ops, qo...)
+		for _, n := range out {
+			// Written last: quotaClaim recorded the slot in the object.
+			ops = append(ops, s.indexOp(Networks, &n.Standard), s.putJSON(Networks, n.ID, n))
+		}
 		ok, err := s.commit(ctx, cmps, ops)
 		if err != nil {
 			return err
@@ -121,9 +130,7 @@ func (s *Service) planNetwork(ctx context.Context, c *policy.Credentials, f mode
 	} else {
 		n.MTU = max
 	}
-	key := s.st.Keys.Resource(Networks, n.ID)
-	p.cmps = append(p.cmps, notExists(key))
-	p.ops = append(p.ops, s.putJSON(Networks, n.ID, n))
+	p.cmps = append(p.cmps, notExists(s.st.Keys.Resource(Networks, n.ID)))
 	return p, nil
 }
 
@@ -416,12 +423,19 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 			return apierr.Conflict("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
 		}
 		cmps := []clientv3.Cmp{unchanged(key, rev), noneNewUnder(prefix, readRev)}
-		ops := []clientv3.Op{clientv3.OpDelete(key)}
+		ops := append([]clientv3.Op{clientv3.OpDelete(key)}, s.releaseOps(Networks, &n.Standard)...)
 		for i, p := range svcPorts {
 			cmps = append(cmps, unchanged(s.st.Keys.Resource(Ports, p.ID), portRevs[i]))
 			ops = append(ops, s.portDeleteOps(p)...)
 		}
 		for _, sid := range n.Subnets {
+			sn, _, err := load[model.Subnet](ctx, s, Subnets, sid)
+			if err != nil {
+				return err
+			}
+			if sn != nil {
+				ops = append(ops, s.releaseOps(Subnets, &sn.Standard)...)
+			}
 			ops = append(ops, clientv3.OpDelete(s.st.Keys.Resource(Subnets, sid)),
 				clientv3.OpDelete(s.st.Keys.IPAllocPrefix(sid), clientv3.WithPrefix()))
 		}
@@ -434,4 +448,13 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 		}
 		return errConflict
 	})
+}
+
+// stds returns the standard attributes of new objects, for quota claims.
+func stds[T model.Object](objs []T) []*model.Standard {
+	out := make([]*model.Standard, len(objs))
+	for i, o := range objs {
+		out[i] = o.Std()
+	}
+	return out
 }

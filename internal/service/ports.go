@@ -129,6 +129,15 @@ func (s *Service) CreatePorts(ctx context.Context, items []model.Fields) ([]*mod
 			}
 			out = append(out, port)
 		}
+		qc, qo, err := s.quotaClaim(ctx, Ports, stds(out))
+		if err != nil {
+			return err
+		}
+		p.cmps, p.ops = append(p.cmps, qc...), append(p.ops, qo...)
+		for _, port := range out {
+			// Written last: quotaClaim recorded the slot in the object.
+			p.ops = append(p.ops, s.putJSON(Ports, port.ID, port))
+		}
 		ok, err := s.commit(ctx, p.cmps, p.ops)
 		if err != nil {
 			return err
@@ -179,7 +188,7 @@ func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model
 		return nil, err
 	}
 	p.cmps = append(p.cmps, notExists(s.st.Keys.Resource(Ports, port.ID)))
-	p.ops = append(p.ops, s.putJSON(Ports, port.ID, port),
+	p.ops = append(p.ops, s.indexOp(Ports, &port.Standard),
 		clientv3.OpPut(s.st.Keys.NetworkPort(v.net.ID, port.ID), ""))
 	return port, nil
 }
@@ -604,6 +613,7 @@ func (s *Service) portDeleteOps(port *model.Port) []clientv3.Op {
 		clientv3.OpDelete(s.st.Keys.NetworkPort(port.NetworkID, port.ID)),
 		clientv3.OpDelete(s.st.Keys.MACAlloc(port.NetworkID, port.MACAddress)),
 	}
+	ops = append(ops, s.releaseOps(Ports, &port.Standard)...)
 	for _, f := range port.FixedIPs {
 		ops = append(ops, clientv3.OpDelete(s.st.Keys.IPAlloc(f.SubnetID, f.IPAddress.String())))
 	}

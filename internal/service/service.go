@@ -40,6 +40,8 @@ type Config struct {
 	MaxFixedIPsPerPort int
 	// AgentDownTime is how long after its last heartbeat an agent is dead.
 	AgentDownTime time.Duration
+	// QuotaDefaults overrides the default quota limits by resource name.
+	QuotaDefaults map[string]int
 }
 
 // DefaultConfig is Neutron's default configuration.
@@ -72,6 +74,7 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		Subnets:  model.DecodeAs[model.Subnet](),
 		Ports:    model.DecodeAs[model.Port](),
 		Agents:   model.DecodeAs[model.Agent](),
+		Quotas:   model.DecodeAs[model.Quota](),
 	})
 	return &Service{st: st, cache: cache, cfg: cfg, log: log}
 }

@@ -190,3 +190,49 @@ func TestServicePortsGoWithTheirNetwork(t *testing.T) {
 		t.Fatal("DHCP port survived its network")
 	}
 }
+
+// TestQuotaHoldsUnderConcurrentCreates: 64 goroutines creating networks in
+// one project with a quota of 10 get exactly 10, the rest OverQuota; after a
+// delete, one more fits.
+func TestQuotaHoldsUnderConcurrentCreates(t *testing.T) {
+	cfg := service.DefaultConfig()
+	cfg.QuotaDefaults = map[string]int{"network": 10}
+	svc := newService(t, cfg)
+	ctx := asProject("q1")
+	var mu sync.Mutex
+	var made []*model.Network
+	var wg sync.WaitGroup
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nets, err := svc.CreateNetworks(ctx, []model.Fields{{}})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if e, ok := apierr.As(err); !ok || e.Type != "OverQuota" || e.Status != 409 {
+					t.Errorf("unexpected error: %v", err)
+				}
+				return
+			}
+			made = append(made, nets[0])
+		}()
+	}
+	wg.Wait()
+	if len(made) != 10 {
+		t.Fatalf("created %d networks under a quota of 10", len(made))
+	}
+	if _, err := svc.CreateNetworks(ctx, []model.Fields{{}}); err == nil {
+		t.Fatal("an 11th network was accepted")
+	}
+	if err := svc.DeleteNetwork(ctx, made[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateNetworks(ctx, []model.Fields{{}}); err != nil {
+		t.Fatalf("create after a delete freed quota: %v", err)
+	}
+	d, err := svc.QuotaDetails(asProject("q1"), "q1")
+	if err != nil || d["network"].Used != 10 || d["network"].Limit != 10 {
+		t.Fatalf("details: %+v %v", d["network"], err)
+	}
+}

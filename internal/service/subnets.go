@@ -73,13 +73,18 @@ func (s *Service) CreateSubnets(ctx context.Context, items []model.Fields) ([]*m
 			n.Subnets = append(n.Subnets, sn.ID)
 			out = append(out, sn)
 			cmps = append(cmps, notExists(s.st.Keys.Resource(Subnets, sn.ID)))
-			ops = append(ops, s.putJSON(Subnets, sn.ID, sn))
 		}
 		for id, n := range nets {
 			n.Touch()
 			ops = append(ops, s.putJSON(Networks, id, n))
 		}
+		qc, qo, err := s.quotaClaim(ctx, Subnets, stds(out))
+		if err != nil {
+			return err
+		}
+		cmps, ops = append(cmps, qc...), append(ops, qo...)
 		for _, sn := range out {
+			ops = append(ops, s.indexOp(Subnets, &sn.Standard), s.putJSON(Subnets, sn.ID, sn))
 			c, o, err := s.autoAddressExistingPorts(ctx, sn)
 			if err != nil {
 				return err
@@ -354,7 +359,8 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 			return apierr.Conflict("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
 		}
 		cmps := []clientv3.Cmp{unchanged(s.st.Keys.Resource(Subnets, id), rev), noneNewUnder(prefix, readRev)}
-		ops := []clientv3.Op{clientv3.OpDelete(s.st.Keys.Resource(Subnets, id)), clientv3.OpDelete(prefix, clientv3.WithPrefix())}
+		ops := append([]clientv3.Op{clientv3.OpDelete(s.st.Keys.Resource(Subnets, id)), clientv3.OpDelete(prefix, clientv3.WithPrefix())},
+			s.releaseOps(Subnets, &sn.Standard)...)
 		for i, p := range svcPorts {
 			// Service ports lose their address on this subnet and stay.
 			kept := p.FixedIPs[:0:0]

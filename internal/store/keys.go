@@ -1,6 +1,9 @@
 package store
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Keys builds every etcd key vland writes; docs/design/store.md describes
 // the layout. All keys live under Prefix; versioned data under Prefix/v1.
@@ -80,3 +83,26 @@ func PrefixEnd(p string) string {
 
 // AgentSecret holds the deployment secret agent tokens are derived from.
 func (k Keys) AgentSecret() string { return k.join("agent", "secret") }
+
+// ProjectIndex records that a project owns an object of kind; quota usage
+// is the number of these keys, so it can never drift from the objects.
+func (k Keys) ProjectIndex(project, kind, id string) string {
+	return k.join("index", "project", project, kind, id)
+}
+
+// ProjectIndexPrefix covers a project's objects of one kind.
+func (k Keys) ProjectIndexPrefix(project, kind string) string {
+	return k.join("index", "project", project, kind) + "/"
+}
+
+// QuotaSlot is one of the limit-many slots a project's objects of a kind
+// claim; the value is the object's id. Claiming a free slot with a
+// create-if-absent compare enforces a quota without serialising creates.
+func (k Keys) QuotaSlot(project, kind string, slot int) string {
+	return k.join("quota", "slot", project, kind, strconv.Itoa(slot))
+}
+
+// QuotaSlotPrefix covers a project's slots of one kind.
+func (k Keys) QuotaSlotPrefix(project, kind string) string {
+	return k.join("quota", "slot", project, kind) + "/"
+}
