@@ -52,11 +52,14 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("/v2.0/extensions", a.authed(a.extensions))
 	a.mux.HandleFunc("/v2.0/extensions/{alias}", a.authed(a.extension))
 	for name, c := range a.collections {
-		a.mux.HandleFunc("/v2.0/"+name, a.authed(c.serveCollection))
-		a.mux.HandleFunc("/v2.0/"+name+"/{id}", a.authed(c.serveItem))
+		if c.path == "" {
+			c.path = name
+		}
+		a.mux.HandleFunc("/v2.0/"+c.path, a.authed(c.serveCollection))
+		a.mux.HandleFunc("/v2.0/"+c.path+"/{id}", a.authed(c.serveItem))
 		if c.tagged {
-			a.mux.HandleFunc("/v2.0/"+name+"/{id}/tags", a.authed(c.serveTags))
-			a.mux.HandleFunc("/v2.0/"+name+"/{id}/tags/{tag}", a.authed(c.serveTag))
+			a.mux.HandleFunc("/v2.0/"+c.path+"/{id}/tags", a.authed(c.serveTags))
+			a.mux.HandleFunc("/v2.0/"+c.path+"/{id}/tags/{tag}", a.authed(c.serveTag))
 		}
 	}
 	a.quotaRoutes()
@@ -153,7 +156,7 @@ func (a *API) resources(w http.ResponseWriter, r *http.Request) {
 		c := a.collections[name]
 		res = append(res, map[string]any{
 			"name": c.spec.Singular, "collection": name,
-			"links": []any{map[string]any{"href": baseURL(r) + "/v2.0/" + name, "rel": "self"}},
+			"links": []any{map[string]any{"href": baseURL(r) + "/v2.0/" + c.path, "rel": "self"}},
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"resources": res})

@@ -24,17 +24,20 @@ type collection struct {
 	notFound func(id string) error
 	// decorate, when set, adds attributes that depend on the time of the
 	// request (an agent's "alive") to a copy of a cached view.
-	decorate func(view map[string]any) map[string]any
+	decorate func(ctx context.Context, view map[string]any) map[string]any
 	// tagged resources have standard attributes and take tags.
 	tagged bool
+	// path is the URL collection name when it differs from name
+	// ("rbac-policies" serves rbac_policies).
+	path string
 }
 
 // viewOf returns the view to filter and render, decorated if needed.
-func (c *collection) viewOf(v map[string]any) map[string]any {
+func (c *collection) viewOf(ctx context.Context, v map[string]any) map[string]any {
 	if c.decorate == nil {
 		return v
 	}
-	return c.decorate(v)
+	return c.decorate(ctx, v)
 }
 
 // objects converts typed slices for the generic collection code.
@@ -68,6 +71,7 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			},
 			remove:   svc.DeleteNetwork,
 			notFound: func(id string) error { return apierr.NotFound("Network", "Network", id) },
+			decorate: svc.NetworkViewFor,
 		},
 		service.Subnets: {
 			name: service.Subnets, tagged: true, spec: model.SubnetSpec, svc: svc,
@@ -91,6 +95,27 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			remove:   svc.DeletePort,
 			notFound: func(id string) error { return apierr.NotFound("Port", "Port", id) },
 		},
+		service.RBACPolicies: {
+			name: service.RBACPolicies, path: "rbac-policies", spec: model.RBACSpec, svc: svc,
+			create: func(ctx context.Context, items []model.Fields) ([]model.Object, error) {
+				var out []model.Object
+				for _, f := range items {
+					r, err := svc.CreateRBAC(ctx, f)
+					if err != nil {
+						return nil, err
+					}
+					out = append(out, r)
+				}
+				return out, nil
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdateRBAC(ctx, id, f))
+			},
+			remove: svc.DeleteRBAC,
+			notFound: func(id string) error {
+				return apierr.New(404, "RbacPolicyNotFound", "RBAC policy of type network with ID %s not found", id)
+			},
+		},
 		service.Agents: {
 			name: service.Agents, spec: model.AgentSpec, svc: svc,
 			create: func(context.Context, []model.Fields) ([]model.Object, error) {
@@ -101,7 +126,7 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			},
 			remove:   svc.DeleteAgent,
 			notFound: func(id string) error { return apierr.New(404, "AgentNotFound", "Agent %s could not be found.", id) },
-			decorate: func(v map[string]any) map[string]any {
+			decorate: func(_ context.Context, v map[string]any) map[string]any {
 				out := maps.Clone(v)
 				if a, ok := svc.Cache().Get(service.Agents, v["id"].(string)); ok {
 					out["alive"] = svc.AgentAlive(a.Value.(*model.Cached).Obj.(*model.Agent))
@@ -157,7 +182,7 @@ func (c *collection) show(w http.ResponseWriter, r *http.Request, id string) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(c.viewOf(view), policy.From(r.Context()), c.name, fields)})
+	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(c.viewOf(r.Context(), view), policy.From(r.Context()), c.name, fields)})
 }
 
 func (c *collection) post(w http.ResponseWriter, r *http.Request) {
@@ -209,7 +234,7 @@ func (c *collection) put(w http.ResponseWriter, r *http.Request, id string) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(c.viewOf(o.View()), policy.From(r.Context()), c.name, nil)})
+	writeJSON(w, http.StatusOK, map[string]any{c.spec.Singular: render(c.viewOf(r.Context(), o.View()), policy.From(r.Context()), c.name, nil)})
 }
 
 // render copies a view for the caller: without attributes it may not see,

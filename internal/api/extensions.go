@@ -36,6 +36,7 @@ var extensionList = []Extension{
 	{Alias: "pagination", Name: "Pagination support", Description: "Extension that indicates that pagination is enabled.", Updated: "2016-06-12T00:00:00-00:00"},
 	{Alias: "quotas", Name: "Quota management support", Description: "Expose functions for quotas management per project", Updated: "2012-07-29T10:00:00-00:00"},
 	{Alias: "quota_details", Name: "Quota details management support", Description: "Expose functions for quotas usage statistics per project", Updated: "2017-02-10T10:00:00-00:00"},
+	{Alias: "rbac-policies", Name: "RBAC Policies", Description: "Allows creation and modification of policies that control tenant access to resources.", Updated: "2015-06-17T12:15:12-00:00"},
 	{Alias: "revision-if-match", Name: "If-Match constraints based on revision_number", Description: "Extension indicating that If-Match based on revision_number is supported.", Updated: "2016-12-11T00:00:00-00:00"},
 	{Alias: "sorting", Name: "Sorting support", Description: "Extension that indicates that sorting is enabled.", Updated: "2016-06-12T00:00:00-00:00"},
 	{Alias: "standard-attr-revisions", Name: "Resource revision numbers", Description: "This extension will display the revision number of neutron resources.", Updated: "2016-04-11T10:00:00-00:00"},

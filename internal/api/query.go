@@ -289,7 +289,7 @@ func (c *collection) list(w http.ResponseWriter, r *http.Request) {
 	cr := policy.From(r.Context())
 	var views []map[string]any
 	for _, cv := range c.svc.Visible(r.Context(), c.name) {
-		if v := c.viewOf(cv.View); matches(v, filters) {
+		if v := c.viewOf(r.Context(), cv.View); matches(v, filters) {
 			views = append(views, v)
 		}
 	}
@@ -328,7 +328,7 @@ func (c *collection) list(w http.ResponseWriter, r *http.Request) {
 	}
 	body := map[string]any{c.name: out}
 	if limit > 0 {
-		body[c.name+"_links"] = pageLinks(r, c.name, views, limit, more, marker != "", reverse)
+		body[c.name+"_links"] = pageLinks(r, c.path, views, limit, more, marker != "", reverse)
 	}
 	writeJSON(w, http.StatusOK, body)
 }

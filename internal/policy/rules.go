@@ -2,20 +2,27 @@ package policy
 
 import "github.com/vland/vland/internal/model"
 
+// Grants is what RBAC policies give the caller's project on one network
+// (beyond the network's own wildcard shared and external flags).
+type Grants struct {
+	Shared   bool // an access_as_shared policy targets the project
+	External bool // an access_as_external policy targets the project
+}
+
 // CanSeeNetwork reports whether c may read network n: its owner, an admin,
-// anyone for a shared network, and readers of external networks.
-func CanSeeNetwork(c *Credentials, n *model.Network) bool {
-	return c.IsAdmin() || c.Owns(n.ProjectID) || n.Shared || n.External
+// anyone for a shared or external network, and projects RBAC grants either.
+func CanSeeNetwork(c *Credentials, n *model.Network, g Grants) bool {
+	return c.IsAdmin() || c.Owns(n.ProjectID) || n.Shared || n.External || g.Shared || g.External
 }
 
 // CanUseNetwork reports whether c may create ports on network n.
-func CanUseNetwork(c *Credentials, n *model.Network) bool {
-	return c.IsAdmin() || c.Owns(n.ProjectID) || n.Shared
+func CanUseNetwork(c *Credentials, n *model.Network, g Grants) bool {
+	return c.IsAdmin() || c.Owns(n.ProjectID) || n.Shared || g.Shared
 }
 
 // CanSeeSubnet reports whether c may read subnet s of network n.
-func CanSeeSubnet(c *Credentials, s *model.Subnet, n *model.Network) bool {
-	return c.IsAdmin() || c.Owns(s.ProjectID) || n != nil && n.Shared
+func CanSeeSubnet(c *Credentials, s *model.Subnet, n *model.Network, g Grants) bool {
+	return c.IsAdmin() || c.Owns(s.ProjectID) || n != nil && (n.Shared || g.Shared)
 }
 
 // CanSeePort reports whether c may read port p of network n: its owner,

@@ -17,7 +17,7 @@ import (
 // GetNetwork returns a network the caller may see.
 func (s *Service) GetNetwork(ctx context.Context, id string) (*model.Network, error) {
 	n, ok := cachedAs[*model.Network](s, Networks, id)
-	if !ok || !policy.CanSeeNetwork(creds(ctx), n) {
+	if !ok || !policy.CanSeeNetwork(creds(ctx), n, s.grants(creds(ctx), id)) {
 		return nil, apierr.NotFound("Network", "Network", id)
 	}
 	return n, nil
@@ -117,6 +117,14 @@ func (s *Service) planNetwork(ctx context.Context, c *policy.Credentials, f mode
 	}
 	n.Apply(f)
 	p := &netPlan{net: n}
+	if n.Shared {
+		c, o, _ := s.wildcardOps(ctx, n, model.AccessAsShared, true)
+		p.cmps, p.ops = append(p.cmps, c...), append(p.ops, o...)
+	}
+	if n.External {
+		c, o, _ := s.wildcardOps(ctx, n, model.AccessAsExternal, true)
+		p.cmps, p.ops = append(p.cmps, c...), append(p.ops, o...)
+	}
 	segs, err := s.segmentsFor(ctx, f, p, taken)
 	if err != nil {
 		return nil, err
@@ -345,7 +353,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, f model.Fields) 
 		if err != nil {
 			return err
 		}
-		if n == nil || !policy.CanSeeNetwork(c, n) {
+		if n == nil || !policy.CanSeeNetwork(c, n, s.grants(c, id)) {
 			return apierr.NotFound("Network", "Network", id)
 		}
 		if !policy.CanChange(c, n.ProjectID) {
@@ -361,9 +369,18 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, f model.Fields) 
 				}
 			}
 		}
-		if v, ok := f["shared"]; ok && !v.(bool) && n.Shared {
-			if err := s.checkUnshare(n); err != nil {
-				return err
+		key := s.st.Keys.Resource(Networks, id)
+		cmps, ops := []clientv3.Cmp{unchanged(key, rev)}, []clientv3.Op(nil)
+		for attr, action := range map[string]string{"shared": model.AccessAsShared, "router:external": model.AccessAsExternal} {
+			if v, ok := f[attr]; ok {
+				c, o, err := s.wildcardOps(ctx, n, action, v.(bool))
+				if err != nil {
+					if e, isAPI := apierr.As(err); isAPI && e.Type == "RbacPolicyInUse" {
+						return apierr.Conflict("InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
+					}
+					return err
+				}
+				cmps, ops = append(cmps, c...), append(ops, o...)
 			}
 		}
 		n.Apply(f)
@@ -371,8 +388,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, f model.Fields) 
 			return apierr.InvalidInput("Requested MTU is too big, maximum is %d", max)
 		}
 		n.Touch()
-		key := s.st.Keys.Resource(Networks, id)
-		ok, err := s.commit(ctx, []clientv3.Cmp{unchanged(key, rev)}, []clientv3.Op{s.putJSON(Networks, id, n)})
+		ok, err := s.commit(ctx, cmps, append(ops, s.putJSON(Networks, id, n)))
 		if err != nil {
 			return err
 		}
@@ -385,17 +401,6 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, f model.Fields) 
 	return out, err
 }
 
-// checkUnshare refuses to unshare a network other projects have ports on.
-func (s *Service) checkUnshare(n *model.Network) error {
-	for _, it := range s.cache.List(Ports) {
-		p := it.Value.(*model.Cached).Obj.(*model.Port)
-		if p.NetworkID == n.ID && p.ProjectID != n.ProjectID && p.ProjectID != "" {
-			return apierr.Conflict("InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
-		}
-	}
-	return nil
-}
-
 // DeleteNetwork deletes a network and its subnets once no port remains.
 func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 	c := creds(ctx)
@@ -404,7 +409,7 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if n == nil || !policy.CanSeeNetwork(c, n) {
+		if n == nil || !policy.CanSeeNetwork(c, n, s.grants(c, id)) {
 			return apierr.NotFound("Network", "Network", id)
 		}
 		if !policy.CanChange(c, n.ProjectID) {
@@ -424,6 +429,8 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) error {
 		}
 		cmps := []clientv3.Cmp{unchanged(key, rev), noneNewUnder(prefix, readRev)}
 		ops := append([]clientv3.Op{clientv3.OpDelete(key)}, s.releaseOps(Networks, &n.Standard)...)
+		rbacCmp, rbacOps := s.networkRBACDeleteOps(id)
+		cmps, ops = append(cmps, rbacCmp), append(ops, rbacOps...)
 		for i, p := range svcPorts {
 			cmps = append(cmps, unchanged(s.st.Keys.Resource(Ports, p.ID), portRevs[i]))
 			ops = append(ops, s.portDeleteOps(p)...)

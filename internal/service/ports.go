@@ -120,7 +120,7 @@ func (s *Service) CreatePorts(ctx context.Context, items []model.Fields) ([]*mod
 				}
 				views[netID] = v
 			}
-			if !policy.CanUseNetwork(c, v.net) {
+			if !policy.CanUseNetwork(c, v.net, s.grants(c, netID)) {
 				return apierr.NotFound("Network", "Network", netID)
 			}
 			port, err := s.planPort(ctx, p, v, f, project)

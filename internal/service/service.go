@@ -62,6 +62,7 @@ type Service struct {
 	cache *store.Cache
 	cfg   Config
 	log   *slog.Logger
+	rbac  rbacIndex
 }
 
 // New returns a service over st; Start fills its cache.
@@ -70,11 +71,12 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	cache := store.NewCache(st, map[string]store.Decoder{
-		Networks: model.DecodeAs[model.Network](),
-		Subnets:  model.DecodeAs[model.Subnet](),
-		Ports:    model.DecodeAs[model.Port](),
-		Agents:   model.DecodeAs[model.Agent](),
-		Quotas:   model.DecodeAs[model.Quota](),
+		Networks:     model.DecodeAs[model.Network](),
+		Subnets:      model.DecodeAs[model.Subnet](),
+		Ports:        model.DecodeAs[model.Port](),
+		Agents:       model.DecodeAs[model.Agent](),
+		Quotas:       model.DecodeAs[model.Quota](),
+		RBACPolicies: model.DecodeAs[model.RBACPolicy](),
 	})
 	return &Service{st: st, cache: cache, cfg: cfg, log: log}
 }

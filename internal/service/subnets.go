@@ -20,7 +20,7 @@ func (s *Service) GetSubnet(ctx context.Context, id string) (*model.Subnet, erro
 	sn, ok := cachedAs[*model.Subnet](s, Subnets, id)
 	if ok {
 		n, _ := cachedAs[*model.Network](s, Networks, sn.NetworkID)
-		if policy.CanSeeSubnet(creds(ctx), sn, n) {
+		if policy.CanSeeSubnet(creds(ctx), sn, n, s.grants(creds(ctx), sn.NetworkID)) {
 			return sn, nil
 		}
 	}
@@ -49,7 +49,7 @@ func (s *Service) CreateSubnets(ctx context.Context, items []model.Fields) ([]*m
 				if err != nil {
 					return err
 				}
-				if n == nil || !policy.CanSeeNetwork(c, n) {
+				if n == nil || !policy.CanSeeNetwork(c, n, s.grants(c, netID)) {
 					return apierr.NotFound("Network", "Network", netID)
 				}
 				cmps = append(cmps, unchanged(s.st.Keys.Resource(Networks, netID), rev))
@@ -286,7 +286,7 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, f model.Fields) (
 				return err
 			}
 		}
-		if sn == nil || !policy.CanSeeSubnet(c, sn, n) {
+		if sn == nil || !policy.CanSeeSubnet(c, sn, n, s.grants(c, sn.NetworkID)) {
 			return apierr.NotFound("Subnet", "Subnet", id)
 		}
 		if !policy.CanChange(c, sn.ProjectID) {
@@ -341,7 +341,7 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		if sn == nil || !policy.CanSeeSubnet(c, sn, n) {
+		if sn == nil || !policy.CanSeeSubnet(c, sn, n, s.grants(c, sn.NetworkID)) {
 			return apierr.NotFound("Subnet", "Subnet", id)
 		}
 		if !policy.CanChange(c, sn.ProjectID) {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"maps"
 
 	"github.com/vland/vland/internal/model"
 	"github.com/vland/vland/internal/policy"
@@ -26,9 +27,9 @@ func (s *Service) Visible(ctx context.Context, kind string) []*model.Cached {
 		var ok bool
 		switch o := cv.Obj.(type) {
 		case *model.Network:
-			ok = policy.CanSeeNetwork(c, o)
+			ok = policy.CanSeeNetwork(c, o, s.grants(c, o.ID))
 		case *model.Subnet:
-			ok = policy.CanSeeSubnet(c, o, network(o.NetworkID))
+			ok = policy.CanSeeSubnet(c, o, network(o.NetworkID), s.grants(c, o.NetworkID))
 		case *model.Port:
 			ok = policy.CanSeePort(c, o, network(o.NetworkID))
 		case *model.Agent:
@@ -56,6 +57,8 @@ func (s *Service) CachedView(ctx context.Context, kind, id string) (map[string]a
 		_, err = s.GetPort(ctx, id)
 	case Agents:
 		_, err = s.GetAgent(ctx, id)
+	case RBACPolicies:
+		_, err = s.GetRBAC(ctx, id)
 	}
 	if err != nil {
 		return nil, false
@@ -65,4 +68,19 @@ func (s *Service) CachedView(ctx context.Context, kind, id string) (map[string]a
 		return nil, false
 	}
 	return it.Value.(*model.Cached).View, true
+}
+
+// NetworkViewFor adapts a network's view to the caller: a network shared
+// with the caller's project through RBAC shows as shared to it, as in Neutron.
+func (s *Service) NetworkViewFor(ctx context.Context, v map[string]any) map[string]any {
+	if v["shared"] == true {
+		return v
+	}
+	id, _ := v["id"].(string)
+	if !s.grants(creds(ctx), id).Shared {
+		return v
+	}
+	out := maps.Clone(v)
+	out["shared"] = true
+	return out
 }

@@ -106,3 +106,18 @@ func (k Keys) QuotaSlot(project, kind string, slot int) string {
 func (k Keys) QuotaSlotPrefix(project, kind string) string {
 	return k.join("quota", "slot", project, kind) + "/"
 }
+
+// ObjectRBAC indexes an RBAC policy under the object it grants access to.
+func (k Keys) ObjectRBAC(objectID, policyID string) string {
+	return k.join("index", "object-rbac", objectID, policyID)
+}
+
+// ObjectRBACPrefix covers the RBAC policies of one object.
+func (k Keys) ObjectRBACPrefix(objectID string) string {
+	return k.join("index", "object-rbac", objectID) + "/"
+}
+
+// RBACUnique makes (object, action, target) unique among RBAC policies.
+func (k Keys) RBACUnique(objectID, action, target string) string {
+	return k.join("alloc", "rbac", objectID, action, target)
+}
