@@ -63,6 +63,7 @@ func New(cfg Config) *API {
 		}
 	}
 	a.quotaRoutes()
+	a.ipAvailabilityRoutes()
 	if cfg.Identity != nil {
 		a.mux.Handle("/identity", cfg.Identity)
 		a.mux.Handle("/identity/", cfg.Identity)

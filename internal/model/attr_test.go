@@ -204,7 +204,6 @@ func TestDecodeReadOnly(t *testing.T) {
 		{NetworkSpec, "status", `"ACTIVE"`, Create},
 		{NetworkSpec, "status", `"ACTIVE"`, Update},
 		{NetworkSpec, "subnets", `[]`, Create},
-		{NetworkSpec, "tags", `[]`, Create},
 		{NetworkSpec, "created_at", `"2020-01-01T00:00:00Z"`, Create},
 		{NetworkSpec, "updated_at", `"2020-01-01T00:00:00Z"`, Update},
 		{NetworkSpec, "revision_number", `1`, Update},

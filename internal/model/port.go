@@ -2,6 +2,8 @@ package model
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 )
 
 // Port statuses.
@@ -48,6 +50,16 @@ type Port struct {
 	PortSecurityEnabled bool           `json:"port_security_enabled"`
 	AllowedAddressPairs []AddressPair  `json:"allowed_address_pairs"`
 	SecurityGroups      []string       `json:"security_groups"`
+	ExtraDHCPOpts       []ExtraDHCPOpt `json:"extra_dhcp_opts"`
+}
+
+// ExtraDHCPOpt is a DHCP option a port's DHCP replies carry (extra_dhcp_opt).
+type ExtraDHCPOpt struct {
+	OptName   string `json:"opt_name"`
+	OptValue  string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
+	// Remove marks an update entry whose null value deletes the option.
+	Remove bool `json:"-"`
 }
 
 // FixedIPRequest is one element of a request's fixed_ips: a subnet, an
@@ -64,7 +76,7 @@ var PortSpec = &Spec{
 	Attrs: append(standardAttrs(),
 		&Attr{Name: "network_id", Post: true, Required: true, Parse: ParseUUID},
 		&Attr{Name: "admin_state_up", Post: true, Put: true, Parse: ParseBool},
-		&Attr{Name: "mac_address", Post: true, Put: true, Parse: ParseMAC},
+		&Attr{Name: "mac_address", Post: true, Put: true, Parse: parseMACOrNull},
 		&Attr{Name: "fixed_ips", Post: true, Put: true, Parse: parseFixedIPs},
 		&Attr{Name: "device_id", Post: true, Put: true, Parse: ParseString(255)},
 		&Attr{Name: "device_owner", Post: true, Put: true, Parse: ParseString(255)},
@@ -77,6 +89,7 @@ var PortSpec = &Spec{
 		&Attr{Name: "port_security_enabled", Post: true, Put: true, Parse: ParseBool},
 		&Attr{Name: "allowed_address_pairs", Post: true, Put: true, Parse: parseAddressPairs},
 		&Attr{Name: "security_groups", Post: true, Put: true, Parse: parseSecurityGroups},
+		&Attr{Name: "extra_dhcp_opts", Post: true, Put: true, Parse: parseExtraDHCPOpts},
 	),
 }
 
@@ -199,6 +212,11 @@ func (p *Port) View() map[string]any {
 		sgs = []string{}
 	}
 	m["security_groups"] = sgs
+	opts := make([]any, len(p.ExtraDHCPOpts))
+	for i, o := range p.ExtraDHCPOpts {
+		opts[i] = map[string]any{"opt_name": o.OptName, "opt_value": o.OptValue, "ip_version": o.IPVersion}
+	}
+	m["extra_dhcp_opts"] = opts
 	return m
 }
 
@@ -211,4 +229,78 @@ func orEmpty(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
+}
+
+// parseMACOrNull is ParseMAC where null asks for a new generated MAC
+// (port-mac-address-regenerate); it returns "" then.
+func parseMACOrNull(v any) (any, error) {
+	if v == nil {
+		return "", nil
+	}
+	return ParseMAC(v)
+}
+
+// blankDHCPOpts may have an empty value (Neutron's VALID_BLANK_EXTRA_DHCP_OPTS).
+var blankDHCPOpts = []string{"router", "classless-static-route"}
+
+func parseExtraDHCPOpts(v any) (any, error) {
+	if v == nil {
+		return []ExtraDHCPOpt{}, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, reason("'%s' is not a list", show(v))
+	}
+	out := make([]ExtraDHCPOpt, 0, len(list))
+	for _, it := range list {
+		m, err := dictWith(it, []string{"opt_name", "opt_value"}, "ip_version")
+		if err != nil {
+			return nil, err
+		}
+		name, ok := m["opt_name"].(string)
+		if !ok || strings.TrimSpace(name) == "" || len(name) > 64 || strings.ContainsAny(name, "\r\n") {
+			return nil, reason("'%s' is not a valid DHCP option name", show(m["opt_name"]))
+		}
+		o := ExtraDHCPOpt{OptName: name, IPVersion: 4}
+		switch val := m["opt_value"].(type) {
+		case nil:
+			o.Remove = true
+		case string:
+			if (val == "" && !contains(blankDHCPOpts, name)) || len(val) > 255 || strings.ContainsAny(val, "\r\n") {
+				return nil, reason("'%s' is not a valid value for DHCP option %s", val, name)
+			}
+			o.OptValue = val
+		default:
+			return nil, reason("'%s' is not a valid string", show(val))
+		}
+		if iv, ok := m["ip_version"]; ok {
+			n, err := parseIPVersion(iv)
+			if err != nil {
+				return nil, err
+			}
+			o.IPVersion = n.(int)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// MergeDHCPOpts applies update entries to a port's options: an entry
+// replaces the option of the same name and IP version, a null value
+// removes it.
+func MergeDHCPOpts(have, upd []ExtraDHCPOpt) []ExtraDHCPOpt {
+	out := append([]ExtraDHCPOpt{}, have...)
+	for _, u := range upd {
+		i := slices.IndexFunc(out, func(o ExtraDHCPOpt) bool { return o.OptName == u.OptName && o.IPVersion == u.IPVersion })
+		switch {
+		case u.Remove && i >= 0:
+			out = slices.Delete(out, i, i+1)
+		case u.Remove:
+		case i >= 0:
+			out[i] = u
+		default:
+			out = append(out, u)
+		}
+	}
+	return out
 }

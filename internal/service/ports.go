@@ -166,13 +166,14 @@ func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model
 		AllowedAddressPairs: []model.AddressPair{},
 		SecurityGroups:      []string{},
 		FixedIPs:            []model.FixedIP{},
+		ExtraDHCPOpts:       []model.ExtraDHCPOpt{},
 	}
 	applyPort(port, f)
 	if v, ok := f["mac_address"]; ok {
 		port.MACAddress = v.(string)
 	}
 	s.bind(port, v.net)
-	if err := s.planMAC(ctx, p, port, f.Has("mac_address")); err != nil {
+	if err := s.planMAC(ctx, p, port, port.MACAddress != ""); err != nil {
 		return nil, err
 	}
 	reqs, explicit := defaultFixedIPs(v), false
@@ -214,6 +215,9 @@ func applyPort(port *model.Port, f model.Fields) {
 	}
 	if v, ok := f["security_groups"]; ok {
 		port.SecurityGroups = v.([]string)
+	}
+	if v, ok := f["extra_dhcp_opts"]; ok {
+		port.ExtraDHCPOpts = model.MergeDHCPOpts(port.ExtraDHCPOpts, v.([]model.ExtraDHCPOpt))
 	}
 }
 
@@ -544,7 +548,8 @@ func (s *Service) planPortUpdate(ctx context.Context, p *portPlan, port *model.P
 			return apierr.Conflict("PortBound", "Unable to complete operation on port %s, port is already bound, port type: %s, old_mac %s, new_mac %s.", port.ID, port.VIFType, oldMAC, f["mac_address"])
 		}
 		port.MACAddress = f["mac_address"].(string)
-		if err := s.planMAC(ctx, p, port, true); err != nil {
+		// A null MAC asks for a new generated one (port-mac-address-regenerate).
+		if err := s.planMAC(ctx, p, port, port.MACAddress != ""); err != nil {
 			return err
 		}
 		p.ops = append(p.ops, clientv3.OpDelete(s.st.Keys.MACAlloc(port.NetworkID, oldMAC)))

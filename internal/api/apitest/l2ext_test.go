@@ -1,0 +1,80 @@
+package apitest
+
+import (
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/extradhcpopts"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/networkipavailabilities"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+)
+
+type portWithOpts struct {
+	ports.Port
+	extradhcpopts.ExtraDHCPOptsExt
+}
+
+// TestExtraDHCPOptsStoredAndMerged: options given at create come back;
+// an update replaces by name, and a null value removes one.
+func TestExtraDHCPOptsStoredAndMerged(t *testing.T) {
+	t.Parallel()
+	e := shared
+	c := e.a.net(t)
+	n, _ := netWithSubnet(t, c, uniq("dhcpopt"), "10.91.0.0/24")
+	var p portWithOpts
+	must(t, ports.Create(ctx, c, extradhcpopts.CreateOptsExt{
+		CreateOptsBuilder: ports.CreateOpts{NetworkID: n.ID},
+		ExtraDHCPOpts: []extradhcpopts.CreateExtraDHCPOpt{
+			{OptName: "tftp-server", OptValue: "10.91.0.9"},
+			{OptName: "bootfile-name", OptValue: "pxelinux.0"},
+		},
+	}).ExtractInto(&p))
+	if len(p.ExtraDHCPOpts) != 2 || p.ExtraDHCPOpts[0].IPVersion != 4 {
+		t.Fatalf("created options: %+v", p.ExtraDHCPOpts)
+	}
+	r := e.raw(t, e.a, "PUT", "/v2.0/ports/"+p.ID, `{"port": {"extra_dhcp_opts": [
+		{"opt_name": "tftp-server", "opt_value": "10.91.0.10"}, {"opt_name": "bootfile-name", "opt_value": null}]}}`)
+	opts := r.json(t)["port"].(map[string]any)["extra_dhcp_opts"].([]any)
+	if len(opts) != 1 || opts[0].(map[string]any)["opt_value"] != "10.91.0.10" {
+		t.Fatalf("merged options: %s", r.body)
+	}
+	wantRaw(t, e.raw(t, e.a, "PUT", "/v2.0/ports/"+p.ID, `{"port": {"extra_dhcp_opts": [{"opt_name": "", "opt_value": "x"}]}}`), 400, "HTTPBadRequest")
+}
+
+// TestMACRegenerate: an admin's mac_address null gives the port a new MAC.
+func TestMACRegenerate(t *testing.T) {
+	t.Parallel()
+	e := shared
+	n, _ := netWithSubnet(t, e.admin.net(t), uniq("regen"), "10.92.0.0/24")
+	p := createPort(t, e.admin.net(t), rawPort{"network_id": n.ID})
+	r := e.raw(t, e.admin, "PUT", "/v2.0/ports/"+p.ID, `{"port": {"mac_address": null}}`)
+	mac := r.json(t)["port"].(map[string]any)["mac_address"]
+	if r.status != 200 || mac == p.MACAddress || mac == "" {
+		t.Fatalf("regenerated MAC: %d %v (was %s)", r.status, mac, p.MACAddress)
+	}
+}
+
+// TestNetworkIPAvailabilityCountsExactly: totals are the pools' sizes and
+// used counts follow port creation.
+func TestNetworkIPAvailabilityCountsExactly(t *testing.T) {
+	t.Parallel()
+	e := shared
+	admin := e.admin.net(t)
+	n, sn := netWithSubnet(t, admin, uniq("avail"), "10.93.0.0/28")
+	for range 3 {
+		createPort(t, admin, rawPort{"network_id": n.ID})
+	}
+	a, err := networkipavailabilities.Get(ctx, admin, n.ID).Extract()
+	must(t, err)
+	if a.TotalIPs != "13" || a.UsedIPs != "3" || len(a.SubnetIPAvailabilities) != 1 || a.SubnetIPAvailabilities[0].SubnetID != sn.ID {
+		t.Fatalf("availability: total %s used %s subnets %+v", a.TotalIPs, a.UsedIPs, a.SubnetIPAvailabilities)
+	}
+	pages, err := networkipavailabilities.List(admin, networkipavailabilities.ListOpts{NetworkID: n.ID}).AllPages(ctx)
+	must(t, err)
+	list, err := networkipavailabilities.ExtractNetworkIPAvailabilities(pages)
+	must(t, err)
+	if len(list) != 1 {
+		t.Fatalf("filtered list: %d entries", len(list))
+	}
+	_, err = networkipavailabilities.Get(ctx, e.a.net(t), n.ID).Extract()
+	wantError(t, err, 403, "PolicyNotAuthorized")
+}
