@@ -49,6 +49,8 @@ func (s *Service) IPAvailabilities(ctx context.Context) ([]map[string]any, error
 			return true
 		})
 	})
-	slices.SortFunc(out, func(a, b map[string]any) int { return compareStrings(a["network_id"].(string), b["network_id"].(string)) })
+	slices.SortFunc(out, func(a, b map[string]any) int {
+		return compareStrings(a["network_id"].(string), b["network_id"].(string))
+	})
 	return out, nil
 }
