@@ -46,6 +46,7 @@ var extensionList = []Extension{
 	{Alias: "standard-attr-revisions", Name: "Resource revision numbers", Description: "This extension will display the revision number of neutron resources.", Updated: "2016-04-11T10:00:00-00:00"},
 	{Alias: "standard-attr-tag", Name: "Tag support for resources with standard attribute: network, subnet, port", Description: "Enables to set tag on resources with standard attribute.", Updated: "2017-01-01T00:00:00-00:00"},
 	{Alias: "standard-attr-timestamp", Name: "Resource timestamps", Description: "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", Updated: "2016-09-12T10:00:00-00:00"},
+	{Alias: "subnet-service-types", Name: "Subnet service types", Description: "Provides ability to set the subnet service_types field", Updated: "2016-03-15T18:00:00-00:00"},
 	{Alias: "tag-ports-during-bulk-creation", Name: "Tag Ports During Bulk Creation", Description: "Allow to tag ports during bulk creation", Updated: "2019-12-29T19:00:00-00:00"},
 	{Alias: "standard-attr-description", Name: "standard-attr-description", Description: "Extension to add descriptions to standard attributes", Updated: "2016-02-10T10:00:00-00:00"},
 }

@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/vland/vland/internal/ipam"
 )
@@ -33,6 +35,13 @@ type Subnet struct {
 	HostRoutes      []HostRoute  `json:"host_routes"`
 	IPv6RAMode      string       `json:"ipv6_ra_mode"`
 	IPv6AddressMode string       `json:"ipv6_address_mode"`
+	ServiceTypes    []string     `json:"service_types"`
+}
+
+// ServesOwner reports whether ports of a device owner may take addresses
+// from this subnet (subnet-service-types): untyped subnets serve everyone.
+func (s *Subnet) ServesOwner(owner string) bool {
+	return len(s.ServiceTypes) == 0 || slices.Contains(s.ServiceTypes, owner)
 }
 
 // SubnetSpec is the attribute map of subnets.
@@ -52,6 +61,7 @@ var SubnetSpec = &Spec{
 		&Attr{Name: "ipv6_ra_mode", Post: true, Parse: ParseOneOfOrNull(SLAAC, DHCPv6Stateful, DHCPv6Stateless)},
 		&Attr{Name: "ipv6_address_mode", Post: true, Parse: ParseOneOfOrNull(SLAAC, DHCPv6Stateful, DHCPv6Stateless)},
 		&Attr{Name: "subnetpool_id"},
+		&Attr{Name: "service_types", Post: true, Put: true, Parse: parseServiceTypes},
 	),
 }
 
@@ -175,6 +185,11 @@ func (s *Subnet) View() map[string]any {
 	m["ipv6_ra_mode"] = stringOrNull(s.IPv6RAMode)
 	m["ipv6_address_mode"] = stringOrNull(s.IPv6AddressMode)
 	m["subnetpool_id"] = nil
+	st := s.ServiceTypes
+	if st == nil {
+		st = []string{}
+	}
+	m["service_types"] = st
 	return m
 }
 
@@ -196,4 +211,31 @@ func stringOrNull(s string) any {
 		return nil
 	}
 	return s
+}
+
+// parseServiceTypes accepts device owners as neutron-lib's
+// validate_subnet_service_types: strings with a network:, neutron: or
+// compute: prefix.
+func parseServiceTypes(v any) (any, error) {
+	if v == nil {
+		return []string{}, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, reason("Subnet service types must be a list.")
+	}
+	out := make([]string, 0, len(list))
+	for _, it := range list {
+		st, ok := it.(string)
+		if !ok {
+			return nil, reason("Subnet service type %s is not a string.", show(it))
+		}
+		if !strings.HasPrefix(st, "network:") && !strings.HasPrefix(st, "neutron:") && !strings.HasPrefix(st, "compute:") {
+			return nil, reason("Subnet service type %s does not correspond to a valid device owner.", st)
+		}
+		if !slices.Contains(out, st) {
+			out = append(out, st)
+		}
+	}
+	return out, nil
 }

@@ -137,7 +137,7 @@ func testSubnet() *Subnet {
 const subnetViewBase = `
 	"id": "` + subID + `", "project_id": "proj", "tenant_id": "proj", "name": "s", "description": "", "tags": [],
 	"created_at": "2024-01-02T03:04:05Z", "updated_at": "2024-01-02T03:04:05Z", "revision_number": 1,
-	"network_id": "` + netID + `", "subnetpool_id": null`
+	"network_id": "` + netID + `", "subnetpool_id": null, "service_types": []`
 
 func TestSubnetView(t *testing.T) {
 	t.Parallel()

@@ -176,8 +176,14 @@ func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model
 	if err := s.planMAC(ctx, p, port, port.MACAddress != ""); err != nil {
 		return nil, err
 	}
-	reqs, explicit := defaultFixedIPs(v), false
-	if f.Has("fixed_ips") {
+	var reqs []model.FixedIPRequest
+	explicit := false
+	if !f.Has("fixed_ips") {
+		var err error
+		if reqs, err = defaultFixedIPs(v, port.DeviceOwner); err != nil {
+			return nil, err
+		}
+	} else {
 		reqs, explicit = f["fixed_ips"].([]model.FixedIPRequest), true
 	}
 	ips, err := s.planFixedIPs(ctx, p, v, port, reqs, explicit, nil)
@@ -286,11 +292,12 @@ func (s *Service) randomMAC() string {
 
 // defaultFixedIPs is what a port gets when fixed_ips is not given, as
 // Neutron: one address from an IPv4 subnet, one from a stateful IPv6
-// subnet, and an automatic address in every SLAAC subnet.
-func defaultFixedIPs(v *netView) []model.FixedIPRequest {
+// subnet, and an automatic address in every SLAAC subnet, among the
+// subnets that serve the port's device owner (subnets typed for it first).
+func defaultFixedIPs(v *netView, owner string) ([]model.FixedIPRequest, error) {
 	var reqs []model.FixedIPRequest
 	var v4, v6 []*model.Subnet
-	for _, sn := range v.subnets {
+	for _, sn := range eligible(v.subnets, owner) {
 		switch {
 		case sn.AutoAddress():
 			reqs = append(reqs, model.FixedIPRequest{SubnetID: sn.ID})
@@ -300,6 +307,9 @@ func defaultFixedIPs(v *netView) []model.FixedIPRequest {
 			v6 = append(v6, sn)
 		}
 	}
+	if len(v.subnets) > 0 && len(reqs)+len(v4)+len(v6) == 0 {
+		return nil, noMatchingSubnet(v.net.ID, owner)
+	}
 	// Any subnet of a family will do; planFixedIPs falls through to the
 	// next one when a subnet is full (see anyOf).
 	if len(v4) > 0 {
@@ -308,7 +318,26 @@ func defaultFixedIPs(v *netView) []model.FixedIPRequest {
 	if len(v6) > 0 {
 		reqs = append(reqs, model.FixedIPRequest{SubnetID: anyOf(v6)})
 	}
-	return reqs
+	return reqs, nil
+}
+
+// eligible returns the subnets serving a device owner, typed ones first.
+func eligible(subnets []*model.Subnet, owner string) []*model.Subnet {
+	var typed, untyped []*model.Subnet
+	for _, sn := range subnets {
+		switch {
+		case len(sn.ServiceTypes) == 0:
+			untyped = append(untyped, sn)
+		case sn.ServesOwner(owner):
+			typed = append(typed, sn)
+		}
+	}
+	return append(typed, untyped...)
+}
+
+func noMatchingSubnet(netID, owner string) error {
+	return apierr.Conflict("IpAddressGenerationFailureNoMatchingSubnet",
+		"No valid service subnet for the given device owner, network %s, service type %s.", netID, owner)
 }
 
 // anyOf encodes "the first of these subnets with room" as a request id.
@@ -381,6 +410,9 @@ func (s *Service) planOneIP(ctx context.Context, p *portPlan, v *netView, port *
 		if h.SubnetID == sn.ID && (!r.IPAddress.IsValid() || h.IPAddress == r.IPAddress) && !sn.AutoAddress() {
 			return h, nil // kept: its reservation stays as it is
 		}
+	}
+	if !sn.ServesOwner(port.DeviceOwner) {
+		return model.FixedIP{}, noMatchingSubnet(netID, port.DeviceOwner)
 	}
 	var ip netip.Addr
 	switch {

@@ -114,6 +114,7 @@ func (s *Service) newSubnet(f model.Fields, project string) (*model.Subnet, erro
 		EnableDHCP:     true,
 		DNSNameservers: []netip.Addr{},
 		HostRoutes:     []model.HostRoute{},
+		ServiceTypes:   []string{},
 	}
 	if (sn.IPVersion == 4) != sn.CIDR.Addr().Is4() {
 		return nil, apierr.InvalidInput("Cidr %s does not support IP version %d", sn.CIDR, sn.IPVersion)
@@ -162,6 +163,9 @@ func (s *Service) applySubnet(sn *model.Subnet, f model.Fields) {
 	}
 	if v, ok := f["ipv6_address_mode"]; ok {
 		sn.IPv6AddressMode = v.(string)
+	}
+	if v, ok := f["service_types"]; ok {
+		sn.ServiceTypes = v.([]string)
 	}
 }
 

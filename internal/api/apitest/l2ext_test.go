@@ -78,3 +78,33 @@ func TestNetworkIPAvailabilityCountsExactly(t *testing.T) {
 	_, err = networkipavailabilities.Get(ctx, e.a.net(t), n.ID).Extract()
 	wantError(t, err, 403, "PolicyNotAuthorized")
 }
+
+// TestSubnetServiceTypes: a subnet typed for router gateways serves only
+// them; ordinary ports take the untyped subnet, and a network with only
+// typed subnets refuses others with IpAddressGenerationFailureNoMatchingSubnet.
+func TestSubnetServiceTypes(t *testing.T) {
+	t.Parallel()
+	e := shared
+	c := e.admin.net(t)
+	n := createNet(t, c, rawNet{"name": uniq("svct")})
+	typed := e.raw(t, e.admin, "POST", "/v2.0/subnets", jsonBody(t, map[string]any{"subnet": map[string]any{
+		"network_id": n.ID, "cidr": "10.94.1.0/24", "ip_version": 4, "service_types": []string{"network:router_gateway"}}}))
+	if typed.status != 201 {
+		t.Fatalf("typed subnet: %d %s", typed.status, typed.body)
+	}
+	typedID := typed.json(t)["subnet"].(map[string]any)["id"]
+	r := e.raw(t, e.admin, "POST", "/v2.0/ports", jsonBody(t, map[string]any{"port": map[string]any{"network_id": n.ID}}))
+	wantRaw(t, r, 409, "IpAddressGenerationFailureNoMatchingSubnet")
+	gw := createPort(t, c, rawPort{"network_id": n.ID, "device_owner": "network:router_gateway"})
+	if len(gw.FixedIPs) != 1 || gw.FixedIPs[0].SubnetID != typedID {
+		t.Fatalf("gateway port: %+v", gw.FixedIPs)
+	}
+	createSubnet(t, c, n.ID, "10.94.2.0/24")
+	vm := createPort(t, c, rawPort{"network_id": n.ID, "device_owner": "compute:nova"})
+	if len(vm.FixedIPs) != 1 || vm.FixedIPs[0].SubnetID == typedID {
+		t.Fatalf("compute port took the gateway subnet: %+v", vm.FixedIPs)
+	}
+	r = e.raw(t, e.admin, "POST", "/v2.0/subnets", jsonBody(t, map[string]any{"subnet": map[string]any{
+		"network_id": n.ID, "cidr": "10.94.3.0/24", "ip_version": 4, "service_types": []string{"bogus"}}}))
+	wantRaw(t, r, 400, "HTTPBadRequest")
+}
