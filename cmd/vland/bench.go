@@ -36,19 +36,25 @@ func runBenchAPI(args []string) error {
 	fs.IntVar(&o.Ports, "ports", o.Ports, "ports to create in total")
 	fs.IntVar(&o.NetworksPerClient, "networks", o.NetworksPerClient, "networks (each with a /20 subnet) per client")
 	fs.IntVar(&o.Lists, "lists", o.Lists, "filtered port lists per client, for each filter")
+	fs.IntVar(&o.PortQuota, "port-quota", 0, "port quota set on each project: 0 = max(500, 2 x its ports), -1 = unlimited")
 	fs.StringVar(&o.Server, "server", "", "URL of a running server on loopback (default: start one)")
 	fs.StringVar(&o.AdminPassword, "admin-password", os.Getenv("VLAND_ADMIN_PASSWORD"), "admin password of --server (env VLAND_ADMIN_PASSWORD)")
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of --server, to report its memory and CPU")
 	fs.StringVar(&o.Vland, "vland", "", "vland binary to run as the server (default: this one)")
-	fs.BoolVar(&o.InProcess, "inprocess", false, "run the server inside this process (for --cpuprofile and etcd counters)")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of this process during --profile-phase")
-	fs.StringVar(&o.ProfilePhase, "profile-phase", o.ProfilePhase, "phase to profile, or all")
+	fs.BoolVar(&o.InProcess, "inprocess", false, "run the server inside this process (so that --cpuprofile and --memprofile see it)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of this process (with --inprocess, the server's too) during --profile-phase")
+	fs.StringVar(&o.ProfilePhase, "profile-phase", o.ProfilePhase, "phase to profile (CPU: during it, or all; heap: at its end)")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of this process at the end of --profile-phase")
 	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "first measure the bare embedded etcd at the same concurrency")
+	fs.BoolVar(&o.API, "api", o.API, "run the API phases (false: baselines only)")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole run")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	jsonFile := fs.String("json-file", "", "also write the result as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -60,7 +66,7 @@ func runBenchAPI(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.Run(ctx, o)
-	if res != nil {
+	if res != nil && len(res.Phases)+len(res.Baselines) > 0 {
 		if *asJSON {
 			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
 				err = werr

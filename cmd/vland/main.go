@@ -15,6 +15,7 @@ var commands = map[string]struct {
 	"server":  {runServer, "run the API server (OpenStack Networking API v2.0 + builtin identity)"},
 	"agent":   {runAgent, "run the host agent: wire this host's ports (Linux bridge, VXLAN)"},
 	"bench":   {runBench, "measure a server: API throughput and latency (see BENCHMARKS.md)"},
+	"dev":     {runDev, "a whole cloud on one machine: vland dev up|down|status|vm|host|demo (root)"},
 	"version": {runVersion, "print the version"},
 }
 
@@ -43,7 +44,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: vland <command> [flags]\n\ncommands:\n")
-	for _, name := range []string{"server", "agent", "bench", "version"} {
+	for _, name := range []string{"server", "agent", "dev", "bench", "version"} {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", name, commands[name].summary)
 	}
 }

@@ -25,6 +25,12 @@ type OpStats struct {
 	// benchmark process (in-process mode: both in one, reported as server).
 	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
 	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
+	// OtherCPUSeconds is the CPU time the rest of the machine (other
+	// processes) used during the phase: on a shared machine, the noise.
+	OtherCPUSeconds float64 `json:"other_cpu_seconds"`
+	// ServerCPUMsPerOp is ServerCPUSeconds per successful request: what one
+	// request costs the server, less sensitive to a busy machine than rates.
+	ServerCPUMsPerOp float64 `json:"server_cpu_ms_per_op,omitempty"`
 	// ServerRSSBytes is the server's resident set at the end of the phase.
 	ServerRSSBytes int64 `json:"server_rss_bytes,omitempty"`
 	// Etcd counts the store work done during the phase (in-process mode

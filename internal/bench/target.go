@@ -30,6 +30,8 @@ type target struct {
 	url           string
 	adminPassword string
 	pid           int // the process whose RSS and CPU are the server's
+	// etcdMetrics is the /metrics URL of a child server's embedded etcd.
+	etcdMetrics string
 
 	dir     string // temp root (child, inprocess): data dir and log
 	logPath string
@@ -141,7 +143,21 @@ func startChild(ctx context.Context, bin string, clients int) (*target, error) {
 		}
 		return nil, fmt.Errorf("%w; server log ends:\n%s", err, tail)
 	}
+	_, port, _ := net.SplitHostPort(addr)
+	apiPort, _ := strconv.Atoi(port)
+	t.etcdMetrics = findEtcdMetrics(t.pid, apiPort)
 	return t, nil
+}
+
+// readEtcd reads the counters of the server's etcd member, when visible.
+func (t *target) readEtcd() etcdSnapshot {
+	switch {
+	case t.mode == modeInProcess:
+		return readEtcd()
+	case t.etcdMetrics != "":
+		return scrapeEtcd(t.etcdMetrics)
+	}
+	return nil
 }
 
 // startInProcess runs the server inside this process (for profiling).
@@ -258,14 +274,19 @@ func (t *target) logTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// procStatus reads VmHWM and VmRSS (bytes) of a process.
-func procStatus(pid int) (hwm, rss int64) {
+// memStatus is a process's memory as /proc/<pid>/status has it, in bytes.
+type memStatus struct {
+	hwm, rss, anon, file int64
+}
+
+// procStatus reads a process's peak and current resident set.
+func procStatus(pid int) (m memStatus) {
 	if pid == 0 {
-		return 0, 0
+		return m
 	}
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -279,12 +300,16 @@ func procStatus(pid int) (hwm, rss int64) {
 		n, _ := strconv.ParseInt(f[0], 10, 64)
 		switch k {
 		case "VmHWM":
-			hwm = n << 10
+			m.hwm = n << 10
 		case "VmRSS":
-			rss = n << 10
+			m.rss = n << 10
+		case "RssAnon":
+			m.anon = n << 10
+		case "RssFile":
+			m.file = n << 10
 		}
 	}
-	return hwm, rss
+	return m
 }
 
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
@@ -322,4 +347,27 @@ func selfCPU() float64 {
 	}
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// machineCPU returns the CPU seconds all CPUs have spent busy (not idle or
+// waiting for I/O) since boot.
+func machineCPU() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / clockTicks
 }

@@ -1,0 +1,433 @@
+package devcluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os/exec"
+	"slices"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/vland/vland/internal/dataplane/l2"
+)
+
+// portActiveTimeout bounds the wait for a new VM's port to become ACTIVE.
+const portActiveTimeout = 30 * time.Second
+
+// VMOptions describe a VM to create.
+type VMOptions struct {
+	Name    string
+	Network string // name or id of a network of the cloud's project
+	Host    string // default: the compute host with the fewest VMs
+	Cloud   string // default: <N>-demo
+	IP      string // a fixed IP to ask for (default: IPAM chooses)
+}
+
+// port is the part of a Neutron port the cluster reads.
+type port struct {
+	ID         string `json:"id"`
+	MACAddress string `json:"mac_address"`
+	Status     string `json:"status"`
+	VIFType    string `json:"binding:vif_type"`
+	FixedIPs   []struct {
+		SubnetID  string `json:"subnet_id"`
+		IPAddress string `json:"ip_address"`
+	} `json:"fixed_ips"`
+}
+
+// network is the part of a Neutron network the cluster reads.
+type network struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	ProjectID string `json:"project_id"`
+	MTU       int    `json:"mtu"`
+}
+
+// CreateVM creates a port on the network as the cloud's project, binds it to
+// a host as admin, builds the VM namespace wired to the port's tap on that
+// host, and waits until the port is ACTIVE. On failure nothing is left.
+func (c *Cluster) CreateVM(ctx context.Context, o VMOptions) (*VM, error) {
+	if err := validVMName(o.Name); err != nil {
+		return nil, err
+	}
+	if o.Cloud == "" {
+		o.Cloud = c.Name() + "-demo"
+	}
+	cl, err := c.Client(o.Cloud)
+	if err != nil {
+		return nil, err
+	}
+	projectID, err := cl.ProjectID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nw, err := findNetwork(ctx, cl, projectID, o.Network)
+	if err != nil {
+		return nil, err
+	}
+	vm := VM{Name: o.Name, Cloud: o.Cloud, ProjectID: projectID, Host: o.Host, NetworkID: nw.ID, MTU: nw.MTU}
+	if err := c.update(func(st *State) error { return reserveVM(st, &vm) }); err != nil {
+		return nil, err
+	}
+	if err := c.wireVM(ctx, cl, &vm, o.IP); err != nil {
+		return nil, errors.Join(err, c.DeleteVM(context.WithoutCancel(ctx), o.Name))
+	}
+	c.log.Info("VM ready", "vm", vm.Name, "host", vm.Host, "ip", vm.IP, "port", vm.PortID)
+	return &vm, nil
+}
+
+// reserveVM records a new VM in the state, choosing its host, so that
+// concurrent creations neither reuse the name nor pile onto one host.
+func reserveVM(st *State, vm *VM) error {
+	if slices.ContainsFunc(st.VMs, func(v VM) bool { return v.Name == vm.Name }) {
+		return fmt.Errorf("VM %q exists", vm.Name)
+	}
+	if vm.Host == "" {
+		best := -1
+		for _, h := range st.Hosts {
+			if h.Role != RoleCompute || h.Down {
+				continue
+			}
+			n := 0
+			for _, v := range st.VMs {
+				if v.Host == h.Name {
+					n++
+				}
+			}
+			if best < 0 || n < best {
+				best, vm.Host = n, h.Name
+			}
+		}
+		if best < 0 {
+			return errors.New("no compute host is up")
+		}
+	} else if !slices.ContainsFunc(st.Hosts, func(h Host) bool { return h.Name == vm.Host }) {
+		return fmt.Errorf("cluster has no host %q", vm.Host)
+	}
+	vm.Namespace = vmNS(st.Prefix, vm.Name)
+	st.VMs = append(st.VMs, *vm)
+	return nil
+}
+
+// wireVM creates and binds the port, builds the namespace and waits for
+// the port to become ACTIVE, recording progress in the state.
+func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, ip string) error {
+	p, err := createPort(ctx, cl, vm, ip)
+	if err != nil {
+		return err
+	}
+	vm.PortID, vm.MAC = p.ID, p.MACAddress
+	if err := c.saveVM(*vm); err != nil {
+		return err
+	}
+	if err := c.bindPort(ctx, vm); err != nil {
+		return err
+	}
+	addrs, gws, err := portAddresses(ctx, cl, p)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		vm.CIDRs = append(vm.CIDRs, a.String())
+		if vm.IP == "" && a.Addr().Is4() {
+			vm.IP = a.Addr().String()
+		}
+	}
+	if vm.IP == "" && len(addrs) > 0 {
+		vm.IP = addrs[0].Addr().String()
+	}
+	if err := c.saveVM(*vm); err != nil {
+		return err
+	}
+	host, err := c.host(vm.Host)
+	if err != nil {
+		return err
+	}
+	if err := buildVM(*vm, host.Namespace, addrs, gws); err != nil {
+		return err
+	}
+	return c.waitPortStatus(ctx, vm.PortID, "ACTIVE", portActiveTimeout)
+}
+
+func (c *Cluster) saveVM(vm VM) error {
+	return c.update(func(st *State) error {
+		for i := range st.VMs {
+			if st.VMs[i].Name == vm.Name {
+				st.VMs[i] = vm
+				return nil
+			}
+		}
+		return fmt.Errorf("VM %q vanished from the state", vm.Name)
+	})
+}
+
+func (c *Cluster) host(name string) (Host, error) {
+	for _, h := range c.State().Hosts {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	return Host{}, fmt.Errorf("cluster has no host %q", name)
+}
+
+// findNetwork finds a network by name (its project's own first) or id.
+func findNetwork(ctx context.Context, cl *Client, projectID, ref string) (network, error) {
+	if ref == "" {
+		return network{}, errors.New("a network is needed (--network NAME or ID)")
+	}
+	var list struct {
+		Networks []network `json:"networks"`
+	}
+	if err := cl.Do(ctx, http.MethodGet, "/v2.0/networks?name="+url.QueryEscape(ref), nil, &list); err != nil {
+		return network{}, fmt.Errorf("find network %q: %w", ref, err)
+	}
+	var own []network
+	for _, n := range list.Networks {
+		if n.ProjectID == projectID {
+			own = append(own, n)
+		}
+	}
+	switch {
+	case len(own) == 1:
+		return own[0], nil
+	case len(own) > 1:
+		return network{}, fmt.Errorf("project has %d networks named %q: give the id", len(own), ref)
+	case len(list.Networks) == 1:
+		return list.Networks[0], nil
+	}
+	var one struct {
+		Network network `json:"network"`
+	}
+	if err := cl.Do(ctx, http.MethodGet, "/v2.0/networks/"+url.PathEscape(ref), nil, &one); err != nil {
+		return network{}, fmt.Errorf("project has no network named or with id %q", ref)
+	}
+	return one.Network, nil
+}
+
+// createPort creates the VM's port as the project.
+func createPort(ctx context.Context, cl *Client, vm *VM, ip string) (port, error) {
+	body := map[string]any{"network_id": vm.NetworkID, "name": vm.Name, "device_owner": "compute:nova", "device_id": newUUID()}
+	if ip != "" {
+		body["fixed_ips"] = []map[string]string{{"ip_address": ip}}
+	}
+	var out struct {
+		Port port `json:"port"`
+	}
+	if err := cl.Do(ctx, http.MethodPost, "/v2.0/ports", map[string]any{"port": body}, &out); err != nil {
+		return port{}, fmt.Errorf("create port of VM %s: %w", vm.Name, err)
+	}
+	if len(out.Port.FixedIPs) == 0 {
+		return out.Port, fmt.Errorf("port of VM %s has no fixed IP: the network needs a subnet", vm.Name)
+	}
+	return out.Port, nil
+}
+
+// bindPort binds the VM's port to its host as admin, as Nova would.
+func (c *Cluster) bindPort(ctx context.Context, vm *VM) error {
+	var out struct {
+		Port port `json:"port"`
+	}
+	body := map[string]any{"port": map[string]any{"binding:host_id": vm.Host}}
+	if err := c.Admin().Do(ctx, http.MethodPut, "/v2.0/ports/"+vm.PortID, body, &out); err != nil {
+		return fmt.Errorf("bind port of VM %s to %s: %w", vm.Name, vm.Host, err)
+	}
+	if out.Port.VIFType == "binding_failed" || out.Port.VIFType == "unbound" {
+		return fmt.Errorf("binding the port of VM %s to %s failed (vif_type %s): is the host's agent alive?", vm.Name, vm.Host, out.Port.VIFType)
+	}
+	return nil
+}
+
+// portAddresses returns the port's addresses with their subnets' prefix
+// lengths, and the subnets' gateways (one per family at most).
+func portAddresses(ctx context.Context, cl *Client, p port) ([]netip.Prefix, []netip.Addr, error) {
+	var addrs []netip.Prefix
+	var gws []netip.Addr
+	for _, f := range p.FixedIPs {
+		var out struct {
+			Subnet struct {
+				CIDR      string `json:"cidr"`
+				GatewayIP string `json:"gateway_ip"`
+			} `json:"subnet"`
+		}
+		if err := cl.Do(ctx, http.MethodGet, "/v2.0/subnets/"+url.PathEscape(f.SubnetID), nil, &out); err != nil {
+			return nil, nil, fmt.Errorf("subnet of %s: %w", f.IPAddress, err)
+		}
+		sn, err := netip.ParsePrefix(out.Subnet.CIDR)
+		if err != nil {
+			return nil, nil, fmt.Errorf("subnet %s cidr: %w", f.SubnetID, err)
+		}
+		ip, err := netip.ParseAddr(f.IPAddress)
+		if err != nil {
+			return nil, nil, fmt.Errorf("port address: %w", err)
+		}
+		addrs = append(addrs, netip.PrefixFrom(ip, sn.Bits()))
+		if gw, err := netip.ParseAddr(out.Subnet.GatewayIP); err == nil &&
+			!slices.ContainsFunc(gws, func(g netip.Addr) bool { return g.Is4() == gw.Is4() }) {
+			gws = append(gws, gw)
+		}
+	}
+	return addrs, gws, nil
+}
+
+// buildVM creates the VM namespace: eth0 with the port's MAC and MTU, its
+// veth peer tap<port11> created directly in the host namespace (up, with
+// the MAC a hypervisor gives taps: fe: and the port MAC's last five bytes),
+// the addresses and default routes.
+func buildVM(vm VM, hostNS string, addrs []netip.Prefix, gws []netip.Addr) error {
+	mac, err := net.ParseMAC(vm.MAC)
+	if err != nil {
+		return fmt.Errorf("port MAC: %w", err)
+	}
+	if err := createNS(vm.Namespace); err != nil {
+		return err
+	}
+	h, err := nsHandle(vm.Namespace)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := linkUp(h, "lo"); err != nil {
+		return err
+	}
+	hostFd, err := netns.GetFromName(hostNS)
+	if err != nil {
+		return fmt.Errorf("open host namespace: %w", err)
+	}
+	defer hostFd.Close()
+	tap := l2.TapName(vm.PortID)
+	la := netlink.NewLinkAttrs()
+	la.Name, la.HardwareAddr, la.MTU = vmIface, mac, vm.MTU
+	tapMAC := append(net.HardwareAddr{0xfe}, mac[1:]...)
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: tap, PeerHardwareAddr: tapMAC, PeerNamespace: netlink.NsFd(hostFd)}
+	if err := h.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create %s of VM %s paired with %s on its host: %w", vmIface, vm.Name, tap, err)
+	}
+	for _, a := range addrs {
+		if err := addAddr(h, vmIface, a); err != nil {
+			return err
+		}
+	}
+	if err := linkUp(h, vmIface); err != nil {
+		return err
+	}
+	eth, err := h.LinkByName(vmIface)
+	if err != nil {
+		return err
+	}
+	for _, gw := range gws {
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+			return fmt.Errorf("default route via %s: %w", gw, err)
+		}
+	}
+	hh, err := netlink.NewHandleAt(hostFd)
+	if err != nil {
+		return fmt.Errorf("netlink in host namespace: %w", err)
+	}
+	defer hh.Close()
+	return linkUp(hh, tap)
+}
+
+// waitPortStatus waits until the port has the status.
+func (c *Cluster) waitPortStatus(ctx context.Context, portID, status string, timeout time.Duration) error {
+	last := ""
+	err := poll(ctx, timeout, 100*time.Millisecond, "port "+portID+" "+status, func() (bool, error) {
+		var out struct {
+			Port port `json:"port"`
+		}
+		if err := c.Admin().Do(ctx, http.MethodGet, "/v2.0/ports/"+portID, nil, &out); err != nil {
+			return false, err
+		}
+		last = out.Port.Status
+		return last == status, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (status %s; see the agent's log in %s/logs)", err, last, c.Dir())
+	}
+	return nil
+}
+
+// DeleteVM deletes the VM's port (as admin) and its namespace, and forgets
+// it; a VM or port already gone is no error.
+func (c *Cluster) DeleteVM(ctx context.Context, name string) error {
+	vm, err := c.VM(name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if vm.PortID != "" {
+		if err := c.Admin().Do(ctx, http.MethodDelete, "/v2.0/ports/"+vm.PortID, nil, nil); err != nil && !IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete port of VM %s: %w", name, err))
+		}
+	}
+	if err := deleteNS(vm.Namespace); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return c.update(func(st *State) error {
+		st.VMs = slices.DeleteFunc(st.VMs, func(v VM) bool { return v.Name == name })
+		return nil
+	})
+}
+
+// VM returns the recorded VM of that name.
+func (c *Cluster) VM(name string) (VM, error) {
+	c.reload()
+	for _, v := range c.State().VMs {
+		if v.Name == name {
+			return v, nil
+		}
+	}
+	return VM{}, fmt.Errorf("cluster %q has no VM %q", c.Name(), name)
+}
+
+// VMs returns the cluster's VMs.
+func (c *Cluster) VMs() []VM {
+	c.reload()
+	return c.State().VMs
+}
+
+// StartInVM starts cmd inside the VM's namespace; the caller waits for it.
+func (c *Cluster) StartInVM(vm string, cmd *exec.Cmd) error {
+	v, err := c.VM(vm)
+	if err != nil {
+		return err
+	}
+	return startInNS(v.Namespace, cmd)
+}
+
+// Exec runs a command inside the VM and returns its combined output.
+func (c *Cluster) Exec(vm string, args ...string) (string, error) {
+	if len(args) == 0 {
+		return "", errors.New("exec: no command")
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := c.StartInVM(vm, cmd); err != nil {
+		return "", err
+	}
+	err := cmd.Wait()
+	return out.String(), err
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
