@@ -29,6 +29,7 @@ func runAgent(args []string) error {
 	mappings := fs.String("physical-interface-mappings", "", "physnet:interface,... for flat and vlan networks")
 	roles := fs.String("roles", "compute", "comma-separated roles: compute, network")
 	fs.StringVar(&cfg.AvailabilityZone, "availability-zone", "nova", "availability zone reported for this host")
+	fs.StringVar(&cfg.NamespacePrefix, "namespace-prefix", "", "prefix of the namespaces the agent creates (qdhcp-, qrouter-); empty in production")
 	fs.DurationVar(&cfg.ReportInterval, "report-interval", 10*time.Second, "heartbeat interval")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

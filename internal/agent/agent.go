@@ -35,8 +35,12 @@ type Config struct {
 	InterfaceMappings map[string]string
 	Roles             []string
 	AvailabilityZone  string
-	ReportInterval    time.Duration
-	Logger            *slog.Logger
+	// NamespacePrefix goes before the names of the namespaces the agent
+	// creates (qdhcp-, qrouter-), so dev clusters on one machine never
+	// collide; production agents leave it empty and use Neutron's names.
+	NamespacePrefix string
+	ReportInterval  time.Duration
+	Logger          *slog.Logger
 }
 
 // Agent is a running host agent.

@@ -234,7 +234,7 @@ func (c *Cluster) startAgent(h Host) (Proc, error) {
 	st := c.st
 	args := []string{"agent", "--host", h.Name, "--netns", h.Namespace, "--local-ip", h.LocalIP,
 		"--server", st.ServerURL, "--token-file", tokenPath(st, h.Name), "--roles", h.Role,
-		"--report-interval", st.ReportInterval}
+		"--report-interval", st.ReportInterval, "--namespace-prefix", st.Prefix + "-"}
 	p, err := startDetached(st.Binary, args, nil, filepath.Join(st.Dir, "logs", "agent-"+h.Name+".log"))
 	if err != nil {
 		return Proc{}, fmt.Errorf("agent of %s: %w", h.Name, err)
