@@ -440,12 +440,8 @@ func (s *Service) planOneIP(ctx context.Context, p *portPlan, v *netView, port *
 			return model.FixedIP{}, ipInUse(ip, sn.ID)
 		}
 	default:
-		used, err := s.usedIPs(ctx, sn.ID)
-		if err != nil {
-			return model.FixedIP{}, err
-		}
 		a, ok := ipam.Pick(sn.AllocationPools, func(a netip.Addr) bool {
-			return used[a] || p.taken[s.st.Keys.IPAlloc(sn.ID, a.String())]
+			return s.idx.ipUsed(sn.ID, a) || p.taken[s.st.Keys.IPAlloc(sn.ID, a.String())]
 		})
 		if !ok {
 			return model.FixedIP{}, apierr.Conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", netID)
@@ -467,22 +463,6 @@ func (s *Service) planOneIP(ctx context.Context, p *portPlan, v *netView, port *
 
 func ipInUse(ip netip.Addr, subnetID string) error {
 	return apierr.Conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, subnetID)
-}
-
-// usedIPs reads the addresses in use in a subnet.
-func (s *Service) usedIPs(ctx context.Context, subnetID string) (map[netip.Addr]bool, error) {
-	prefix := s.st.Keys.IPAllocPrefix(subnetID)
-	resp, err := s.st.Client.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithSerializable())
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	used := make(map[netip.Addr]bool, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		if a, err := netip.ParseAddr(strings.TrimPrefix(string(kv.Key), prefix)); err == nil {
-			used[a] = true
-		}
-	}
-	return used, nil
 }
 
 // explainPortConflict finds which reservation a failed transaction lost: a

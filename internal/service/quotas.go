@@ -3,11 +3,8 @@ package service
 import (
 	"context"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -116,35 +113,10 @@ func (s *Service) quotaClaim(ctx context.Context, kind string, objs []*model.Sta
 			continue
 		}
 		news := byProject[project]
-		prefix := s.st.Keys.QuotaSlotPrefix(project, kind)
-		resp, err := s.st.Client.Txn(ctx).Then(
-			clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
-			clientv3.OpGet(s.st.Keys.ProjectIndexPrefix(project, kind), clientv3.WithPrefix(), clientv3.WithCountOnly()),
-		).Commit()
-		if err != nil {
-			return nil, nil, storeErr(err)
-		}
-		slots, used := resp.Responses[0].GetResponseRange(), resp.Responses[1].GetResponseRange().Count
-		if used+int64(len(news)) > int64(limit) {
+		used, free := s.idx.usage(kind, project, limit, len(news))
+		if used+len(news) > limit || len(free) < len(news) {
 			return nil, nil, apierr.Conflict("OverQuota", "Quota exceeded for resources: ['%s'].", name)
 		}
-		taken := make(map[int]bool, len(slots.Kvs))
-		for _, kv := range slots.Kvs {
-			if n, err := strconv.Atoi(strings.TrimPrefix(string(kv.Key), prefix)); err == nil {
-				taken[n] = true
-			}
-		}
-		free := make([]int, 0, limit)
-		for i := 0; i < limit; i++ {
-			if !taken[i] {
-				free = append(free, i)
-			}
-		}
-		if len(free) < len(news) {
-			return nil, nil, apierr.Conflict("OverQuota", "Quota exceeded for resources: ['%s'].", name)
-		}
-		// A random choice keeps concurrent creators off each other's slots.
-		rand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
 		for i, o := range news {
 			key := s.st.Keys.QuotaSlot(project, kind, free[i])
 			o.QuotaSlot = free[i] + 1

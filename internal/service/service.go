@@ -63,6 +63,7 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	rbac  rbacIndex
+	idx   *index
 }
 
 // New returns a service over st; Start fills its cache.
@@ -78,7 +79,9 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		Quotas:       model.DecodeAs[model.Quota](),
 		RBACPolicies: model.DecodeAs[model.RBACPolicy](),
 	})
-	return &Service{st: st, cache: cache, cfg: cfg, log: log}
+	ix := newIndex()
+	cache.SetIndexer(ix)
+	return &Service{st: st, cache: cache, cfg: cfg, log: log, idx: ix}
 }
 
 // Start loads the cache and keeps it following the store until ctx ends.
@@ -139,6 +142,11 @@ func (s *Service) commit(ctx context.Context, cmps []clientv3.Cmp, ops []clientv
 		return false, storeErr(err)
 	}
 	if !resp.Succeeded {
+		// Plans are made from the cache: let it catch up with whatever
+		// beat us before the caller plans again.
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_ = s.cache.WaitRev(wctx, resp.Header.Revision)
 		return false, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)

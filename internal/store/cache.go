@@ -36,7 +36,21 @@ type Cache struct {
 	advance chan struct{} // closed and replaced whenever rev moves
 	ready   chan struct{}
 	err     error
+	indexer Indexer
 }
+
+// Indexer keeps derived lookups (usage per project, addresses per subnet)
+// in step with the cache, so hot paths need neither a scan nor a store
+// read. Its methods run under the cache's write lock, in revision order.
+type Indexer interface {
+	// Reset forgets everything; a full (re)load follows.
+	Reset()
+	// Change records that an object went from old to new (nil: absent).
+	Change(kind, id string, old, new any)
+}
+
+// SetIndexer installs an indexer; call it before Start.
+func (c *Cache) SetIndexer(ix Indexer) { c.indexer = ix }
 
 // NewCache returns a cache for the kinds named in decoders; Start fills it.
 func NewCache(st *Store, decoders map[string]Decoder) *Cache {
@@ -86,7 +100,7 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			c.apply(objects, kv, false)
+			c.apply(objects, kv, false, false)
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
@@ -95,6 +109,14 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 	}
 	c.mu.Lock()
 	c.objects = objects
+	if c.indexer != nil {
+		c.indexer.Reset()
+		for kind, items := range objects {
+			for id, it := range items {
+				c.indexer.Change(kind, id, nil, it.Value)
+			}
+		}
+	}
 	c.setRevLocked(rev)
 	c.mu.Unlock()
 	return rev, nil
@@ -117,7 +139,7 @@ func (c *Cache) follow(ctx context.Context, rev int64) {
 			}
 			c.mu.Lock()
 			for _, ev := range wr.Events {
-				c.apply(c.objects, ev.Kv, ev.Type == mvccpb.DELETE)
+				c.apply(c.objects, ev.Kv, ev.Type == mvccpb.DELETE, true)
 			}
 			if wr.Header.Revision > c.rev {
 				c.setRevLocked(wr.Header.Revision)
@@ -144,7 +166,9 @@ func (c *Cache) follow(ctx context.Context, rev int64) {
 	}
 }
 
-func (c *Cache) apply(objects map[string]map[string]Item, kv *mvccpb.KeyValue, deleted bool) {
+// apply records one key in objects; live is set for watch events on the
+// cache's current map, which the indexer follows (a load feeds it at once).
+func (c *Cache) apply(objects map[string]map[string]Item, kv *mvccpb.KeyValue, deleted, live bool) {
 	rest := strings.TrimPrefix(string(kv.Key), c.st.Keys.Root()+"res/")
 	kind, id, ok := strings.Cut(rest, "/")
 	if !ok {
@@ -154,8 +178,12 @@ func (c *Cache) apply(objects map[string]map[string]Item, kv *mvccpb.KeyValue, d
 	if !known {
 		return
 	}
+	old, had := objects[kind][id]
 	if deleted {
 		delete(objects[kind], id)
+		if c.indexer != nil && had && live {
+			c.indexer.Change(kind, id, old.Value, nil)
+		}
 		return
 	}
 	v, err := dec(kv.Value)
@@ -164,6 +192,13 @@ func (c *Cache) apply(objects map[string]map[string]Item, kv *mvccpb.KeyValue, d
 		return
 	}
 	objects[kind][id] = Item{Value: v, ModRev: kv.ModRevision}
+	if c.indexer != nil && live {
+		var prev any
+		if had {
+			prev = old.Value
+		}
+		c.indexer.Change(kind, id, prev, v)
+	}
 }
 
 func (c *Cache) setRevLocked(rev int64) {
