@@ -30,9 +30,11 @@ const (
 //   - a bare transaction: If(create_revision(k)==0).Then(Put(k, 64 B));
 //   - a transaction of a port create's shape: five comparisons and four
 //     puts, one of them a port-sized JSON value;
-//   - the whole sequence of store calls one port create makes (two
-//     linearizable gets, a serializable count, a serializable keys-only
-//     range over the subnet's addresses, then the transaction);
+//   - the whole sequence of store calls one port create made when this
+//     was written (two linearizable gets, a serializable count, a
+//     serializable keys-only range over the subnet's addresses, then the
+//     transaction; the server's actual calls per request are counted from
+//     its etcd metrics);
 //   - the same sequence with the two gets serializable, which shows what
 //     linearizable reads cost under write load.
 func (b *bench) runBaselines(ctx context.Context) ([]OpStats, error) {
@@ -167,9 +169,10 @@ func portOps(c, k, i int, value string) []clientv3.Op {
 	}
 }
 
-// portSequence makes the store calls of one port create (see
-// service.CreatePorts): get the network and its subnet, check the MAC is
-// free, read the subnet's used addresses, then commit the transaction.
+// portSequence makes the store calls of one port create as
+// service.CreatePorts made them when this was written: get the network and
+// its subnet, check the MAC is free, read the subnet's used addresses, then
+// commit the transaction.
 func portSequence(ctx context.Context, cli *clientv3.Client, space string, c, k, i int, value string, serializable bool) error {
 	var opts []clientv3.OpOption
 	if serializable {

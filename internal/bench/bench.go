@@ -157,9 +157,7 @@ type netState struct {
 }
 
 type portRef struct {
-	id, ip  string
-	net     *netState
-	deleted bool
+	id, ip string
 }
 
 func (b *bench) progress(format string, args ...any) {
@@ -171,7 +169,7 @@ func (b *bench) progress(format string, args ...any) {
 	fmt.Fprintf(b.opts.Progress, "bench: "+format+"\n", args...)
 }
 
-// Validate checks options and fills defaults.
+// validate checks options and fills defaults.
 func (o *Options) validate() error {
 	if o.Clients < 1 || o.Clients > 256 {
 		return errors.New("--clients must be between 1 and 256")

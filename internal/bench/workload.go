@@ -183,7 +183,7 @@ func (b *bench) runAPI(ctx context.Context, prof *os.File) error {
 					}
 					return r, err
 				}) {
-					p := &portRef{id: out.Port.ID, ip: out.Port.FixedIPs[0].IPAddress, net: n}
+					p := &portRef{id: out.Port.ID, ip: out.Port.FixedIPs[0].IPAddress}
 					n.ports = append(n.ports, p)
 					w.ports = append(w.ports, p)
 					b.livePorts.Add(1)
@@ -252,7 +252,6 @@ func (b *bench) runAPI(ctx context.Context, prof *os.File) error {
 				if b.call(w, rec, "delete port", func() (response, error) {
 					return b.c.do(ctx, http.MethodDelete, "/v2.0/ports/"+p.id, w.token, nil, http.StatusNoContent, nil)
 				}) {
-					p.deleted = true
 					b.livePorts.Add(-1)
 				}
 			}
