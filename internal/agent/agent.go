@@ -54,6 +54,7 @@ type Agent struct {
 	mu       sync.Mutex
 	rev      int64
 	networks map[string]agentapi.Network
+	subnets  map[string]agentapi.Subnet
 	ports    map[string]agentapi.Port
 	synced   bool // the first list has been applied
 
@@ -78,7 +79,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("host", cfg.Host), client: NewClient(cfg.Server, cfg.Host, cfg.Token), l2: m,
-		start: time.Now().UTC(), networks: map[string]agentapi.Network{}, ports: map[string]agentapi.Port{},
+		start: time.Now().UTC(), networks: map[string]agentapi.Network{}, subnets: map[string]agentapi.Subnet{}, ports: map[string]agentapi.Port{},
 		kick: make(chan struct{}, 1), reported: map[string]string{},
 	}, nil
 }
@@ -162,6 +163,10 @@ func (a *Agent) replace(v agentapi.View) {
 	for _, n := range v.Networks {
 		a.networks[n.ID] = n
 	}
+	a.subnets = make(map[string]agentapi.Subnet, len(v.Subnets))
+	for _, sn := range v.Subnets {
+		a.subnets[sn.ID] = sn
+	}
 	a.ports = make(map[string]agentapi.Port, len(v.Ports))
 	for _, p := range v.Ports {
 		a.ports[p.ID] = p
@@ -186,6 +191,8 @@ func (a *Agent) apply(ev agentapi.Event) error {
 			delete(a.networks, ev.ID)
 		case agentapi.KindPort:
 			delete(a.ports, ev.ID)
+		case agentapi.KindSubnet:
+			delete(a.subnets, ev.ID)
 		}
 	case agentapi.EventPut:
 		if err := a.put(ev); err != nil {
@@ -212,6 +219,12 @@ func (a *Agent) put(ev agentapi.Event) error {
 			return err
 		}
 		a.ports[p.ID] = p
+	case agentapi.KindSubnet:
+		var sn agentapi.Subnet
+		if err := jsonUnmarshal(ev.Object, &sn); err != nil {
+			return err
+		}
+		a.subnets[sn.ID] = sn
 	}
 	return nil
 }

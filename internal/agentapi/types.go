@@ -18,6 +18,7 @@ const Version = "v1"
 const (
 	KindNetwork = "network"
 	KindPort    = "port"
+	KindSubnet  = "subnet"
 )
 
 // Event types of a watch stream.
@@ -46,8 +47,38 @@ type FixedIP struct {
 	IPAddress netip.Addr `json:"ip_address"`
 }
 
+// HostRoute is a static route a subnet hands to its hosts.
+type HostRoute struct {
+	Destination netip.Prefix `json:"destination"`
+	NextHop     netip.Addr   `json:"nexthop"`
+}
+
+// Subnet is a subnet of a network in the view, with what DHCP serves.
+type Subnet struct {
+	ID              string       `json:"id"`
+	NetworkID       string       `json:"network_id"`
+	IPVersion       int          `json:"ip_version"`
+	CIDR            netip.Prefix `json:"cidr"`
+	GatewayIP       netip.Addr   `json:"gateway_ip"` // invalid: none
+	EnableDHCP      bool         `json:"enable_dhcp"`
+	DNSNameservers  []netip.Addr `json:"dns_nameservers"`
+	HostRoutes      []HostRoute  `json:"host_routes"`
+	IPv6AddressMode string       `json:"ipv6_address_mode"`
+	IPv6RAMode      string       `json:"ipv6_ra_mode"`
+}
+
+// DHCPOpt is an extra DHCP option of a port (Neutron's extra_dhcp_opts).
+type DHCPOpt struct {
+	OptName   string `json:"opt_name"`
+	OptValue  string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
+}
+
 // Port is a port bound to the host (Local) or, for l2population, a port of
 // one of its networks bound elsewhere, with that host's VXLAN endpoint.
+// A local port whose DeviceOwner is "network:dhcp" is a DHCP port the host
+// serves: the agent builds its qdhcp namespace and answers DHCP there for
+// every port of the network.
 type Port struct {
 	ID           string     `json:"id"`
 	NetworkID    string     `json:"network_id"`
@@ -59,6 +90,10 @@ type Port struct {
 	Host         string     `json:"host"`
 	VTEP         netip.Addr `json:"vtep"`
 	Local        bool       `json:"local"`
+	// Unbound ports of a network the host serves DHCP for appear too
+	// (Host empty, no VTEP): they get leases before they are bound.
+	ExtraDHCPOpts []DHCPOpt `json:"extra_dhcp_opts,omitempty"`
+	DNSName       string    `json:"dns_name,omitempty"`
 }
 
 // View is a host's whole desired state at a store revision.
@@ -66,6 +101,7 @@ type View struct {
 	Host     string    `json:"host"`
 	Revision int64     `json:"revision"`
 	Networks []Network `json:"networks"`
+	Subnets  []Subnet  `json:"subnets"`
 	Ports    []Port    `json:"ports"`
 }
 

@@ -76,6 +76,10 @@ func flatten(v agentapi.View) map[string]json.RawMessage {
 		b, _ := json.Marshal(n)
 		out[key(agentapi.KindNetwork, n.ID)] = b
 	}
+	for _, sn := range v.Subnets {
+		b, _ := json.Marshal(sn)
+		out[key(agentapi.KindSubnet, sn.ID)] = b
+	}
 	for _, p := range v.Ports {
 		b, _ := json.Marshal(p)
 		out[key(agentapi.KindPort, p.ID)] = b
@@ -134,16 +138,14 @@ func (h *Hub) refresh(host string) *hostState {
 	return st
 }
 
+// eventOrder puts networks before subnets before ports, and deletes in
+// the reverse order.
 func eventOrder(e agentapi.Event) int {
-	switch {
-	case e.Type == agentapi.EventPut && e.Kind == agentapi.KindNetwork:
-		return 0
-	case e.Type == agentapi.EventPut:
-		return 1
-	case e.Kind != agentapi.KindNetwork:
-		return 2
+	rank := map[string]int{agentapi.KindNetwork: 0, agentapi.KindSubnet: 1, agentapi.KindPort: 2}[e.Kind]
+	if e.Type == agentapi.EventDelete {
+		return 5 - rank
 	}
-	return 3
+	return rank
 }
 
 func splitKey(k string) (kind, id string) {
@@ -161,7 +163,7 @@ func (h *Hub) View(host string) (agentapi.View, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st.used = time.Now()
-	v := agentapi.View{Host: host, Revision: st.rev, Networks: []agentapi.Network{}, Ports: []agentapi.Port{}}
+	v := agentapi.View{Host: host, Revision: st.rev, Networks: []agentapi.Network{}, Subnets: []agentapi.Subnet{}, Ports: []agentapi.Port{}}
 	for k, b := range st.objects {
 		kind, _ := splitKey(k)
 		switch kind {
@@ -177,6 +179,12 @@ func (h *Hub) View(host string) (agentapi.View, error) {
 				return v, err
 			}
 			v.Ports = append(v.Ports, p)
+		case agentapi.KindSubnet:
+			var sn agentapi.Subnet
+			if err := json.Unmarshal(b, &sn); err != nil {
+				return v, err
+			}
+			v.Subnets = append(v.Subnets, sn)
 		}
 	}
 	return v, nil

@@ -197,10 +197,11 @@ func canServe(a *model.Agent, seg segments.Segment) bool {
 }
 
 // HostView computes what host needs (docs/design/agent-api.md): its bound
-// ports, their networks, and every bound port of those networks elsewhere
-// with its host's VXLAN endpoint.
+// ports, their networks and subnets, and every bound port of those networks
+// elsewhere with its host's VXLAN endpoint; for networks whose DHCP port is
+// on this host, every port of the network, bound or not.
 func (s *Service) HostView(host string) agentapi.View {
-	v := agentapi.View{Host: host, Networks: []agentapi.Network{}, Ports: []agentapi.Port{}}
+	v := agentapi.View{Host: host, Networks: []agentapi.Network{}, Subnets: []agentapi.Subnet{}, Ports: []agentapi.Port{}}
 	s.cache.Read(func(snap storeSnapshot) {
 		v.Revision = snap.Rev
 		vteps := map[string]netip.Addr{}
@@ -211,11 +212,14 @@ func (s *Service) HostView(host string) agentapi.View {
 			}
 			return true
 		})
-		nets := map[string]bool{}
+		nets, dhcpNets := map[string]bool{}, map[string]bool{}
 		snap.Each(Ports, func(_ string, it storeItem) bool {
 			p := it.Value.(*model.Cached).Obj.(*model.Port)
 			if p.HostID == host {
 				nets[p.NetworkID] = true
+				if p.DeviceOwner == OwnerDHCP {
+					dhcpNets[p.NetworkID] = true
+				}
 			}
 			return true
 		})
@@ -226,14 +230,20 @@ func (s *Service) HostView(host string) agentapi.View {
 			}
 			n := it.Value.(*model.Cached).Obj.(*model.Network)
 			v.Networks = append(v.Networks, hostNetwork(n))
+			for _, sid := range n.Subnets {
+				if sit, ok := snap.Get(Subnets, sid); ok {
+					v.Subnets = append(v.Subnets, hostSubnet(sit.Value.(*model.Cached).Obj.(*model.Subnet)))
+				}
+			}
 		}
 		snap.Each(Ports, func(_ string, it storeItem) bool {
 			p := it.Value.(*model.Cached).Obj.(*model.Port)
-			if !nets[p.NetworkID] || p.HostID == "" {
+			if !nets[p.NetworkID] {
 				return true
 			}
 			vtep, alive := vteps[p.HostID]
-			if p.HostID != host && !alive {
+			bound := p.HostID == host || p.HostID != "" && alive
+			if !bound && !dhcpNets[p.NetworkID] {
 				return true
 			}
 			v.Ports = append(v.Ports, hostPort(p, host, vtep))
@@ -241,8 +251,20 @@ func (s *Service) HostView(host string) agentapi.View {
 		})
 	})
 	slices.SortFunc(v.Networks, func(a, b agentapi.Network) int { return compareStrings(a.ID, b.ID) })
+	slices.SortFunc(v.Subnets, func(a, b agentapi.Subnet) int { return compareStrings(a.ID, b.ID) })
 	slices.SortFunc(v.Ports, func(a, b agentapi.Port) int { return compareStrings(a.ID, b.ID) })
 	return v
+}
+
+func hostSubnet(sn *model.Subnet) agentapi.Subnet {
+	out := agentapi.Subnet{
+		ID: sn.ID, NetworkID: sn.NetworkID, IPVersion: sn.IPVersion, CIDR: sn.CIDR, GatewayIP: sn.GatewayIP,
+		EnableDHCP: sn.EnableDHCP, DNSNameservers: sn.DNSNameservers, IPv6AddressMode: sn.IPv6AddressMode, IPv6RAMode: sn.IPv6RAMode,
+	}
+	for _, r := range sn.HostRoutes {
+		out.HostRoutes = append(out.HostRoutes, agentapi.HostRoute{Destination: r.Destination, NextHop: r.NextHop})
+	}
+	return out
 }
 
 func compareStrings(a, b string) int {
@@ -275,6 +297,9 @@ func hostPort(p *model.Port, host string, vtep netip.Addr) agentapi.Port {
 	}
 	for i, f := range p.FixedIPs {
 		out.FixedIPs[i] = agentapi.FixedIP{SubnetID: f.SubnetID, IPAddress: f.IPAddress}
+	}
+	for _, o := range p.ExtraDHCPOpts {
+		out.ExtraDHCPOpts = append(out.ExtraDHCPOpts, agentapi.DHCPOpt{OptName: o.OptName, OptValue: o.OptValue, IPVersion: o.IPVersion})
 	}
 	return out
 }
