@@ -40,6 +40,7 @@ func runServer(args []string) error {
 	fs.IntVar(&cfg.Service.Segments.PhysicalMTU, "physical-mtu", 1500, "MTU of the underlay (global_physnet_mtu)")
 	baseMAC := fs.String("base-mac", "fa:16:3e:00:00:00", "base MAC address; the first three octets are kept")
 	fs.DurationVar(&cfg.Service.AgentDownTime, "agent-down-time", 30*time.Second, "time after an agent's last heartbeat at which it is dead")
+	fs.IntVar(&cfg.Service.DHCPAgentsPerNetwork, "dhcp-agents-per-network", 1, "network hosts serving each network's DHCP")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -64,6 +64,8 @@ func New(cfg Config) *API {
 	}
 	a.quotaRoutes()
 	a.ipAvailabilityRoutes()
+	a.dhcpAgentRoutes()
+	a.subnetPoolRoutes()
 	if cfg.Identity != nil {
 		a.mux.Handle("/identity", cfg.Identity)
 		a.mux.Handle("/identity/", cfg.Identity)

@@ -71,7 +71,9 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			},
 			remove:   svc.DeleteNetwork,
 			notFound: func(id string) error { return apierr.NotFound("Network", "Network", id) },
-			decorate: svc.NetworkViewFor,
+			decorate: func(ctx context.Context, v map[string]any) map[string]any {
+				return svc.NetworkAddressScopes(svc.NetworkViewFor(ctx, v))
+			},
 		},
 		service.Subnets: {
 			name: service.Subnets, tagged: true, spec: model.SubnetSpec, svc: svc,
@@ -115,6 +117,30 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			notFound: func(id string) error {
 				return apierr.New(404, "RbacPolicyNotFound", "RBAC policy of type network with ID %s not found", id)
 			},
+		},
+		service.SubnetPools: {
+			name: service.SubnetPools, tagged: true, spec: model.SubnetPoolSpec, svc: svc,
+			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
+				return objects(svc.CreateSubnetPools(ctx, f))
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdateSubnetPool(ctx, id, f))
+			},
+			remove:   svc.DeleteSubnetPool,
+			notFound: func(id string) error { return apierr.NotFound("SubnetPool", "Subnet pool", id) },
+			decorate: svc.SubnetPoolViewFor,
+		},
+		service.AddressScopes: {
+			name: service.AddressScopes, path: "address-scopes", spec: model.AddressScopeSpec, svc: svc,
+			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
+				return objects(svc.CreateAddressScopes(ctx, f))
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdateAddressScope(ctx, id, f))
+			},
+			remove:   svc.DeleteAddressScope,
+			notFound: func(id string) error { return apierr.NotFound("AddressScope", "Address scope", id) },
+			decorate: svc.AddressScopeViewFor,
 		},
 		service.Agents: {
 			name: service.Agents, spec: model.AgentSpec, svc: svc,

@@ -21,6 +21,13 @@ type Extension struct {
 // only once its behaviour is complete and tested, because clients switch
 // features on by what they find here.
 var extensionList = []Extension{
+	{Alias: "address-scope", Name: "Address scope", Description: "Address scopes extension.", Updated: "2015-07-26T10:00:00-00:00"},
+	{Alias: "default-subnetpools", Name: "Default Subnetpools", Description: "Provides ability to mark and use a subnetpool as the default.", Updated: "2016-02-18T18:00:00-00:00"},
+	{Alias: "rbac-address-scope", Name: "Add address_scope type to RBAC", Description: "Add address_scope type to RBAC", Updated: "2020-02-12T00:00:00-00:00"},
+	{Alias: "rbac-subnetpool", Name: "Add subnetpool type to RBAC", Description: "Add subnetpool type to RBAC", Updated: "2020-02-05T00:00:00-00:00"},
+	{Alias: "subnet_allocation", Name: "Subnet Allocation", Description: "Enables allocation of subnets from a subnet pool", Updated: "2015-03-30T10:00:00-00:00"},
+	{Alias: "subnetpool-prefix-ops", Name: "Subnet Pool Prefix Operations", Description: "Provides support for adjusting the prefix list of subnet pools", Updated: "2019-02-08T10:00:00-00:00"},
+	{Alias: "agent", Name: "agent", Description: "The agent management extension.", Updated: "2013-02-03T10:00:00-00:00"},
 	{Alias: "allowed-address-pairs", Name: "Allowed Address Pairs", Description: "Provides allowed address pairs", Updated: "2013-07-23T10:00:00-00:00"},
 	{Alias: "binding", Name: "Port Binding", Description: "Expose port bindings of a virtual port to external application", Updated: "2014-02-03T10:00:00-00:00"},
 	{Alias: "external-net", Name: "Neutron external network", Description: "Adds external network attribute to network resource.", Updated: "2013-01-14T10:00:00-00:00"},
@@ -31,6 +38,7 @@ var extensionList = []Extension{
 	{Alias: "port-security", Name: "Port Security", Description: "Provides port security", Updated: "2012-07-23T10:00:00-00:00"},
 	{Alias: "project-id", Name: "project_id field enabled", Description: "Extension that indicates that project_id field is enabled.", Updated: "2016-09-09T09:09:09-09:09"},
 	{Alias: "provider", Name: "Provider Network", Description: "Expose mapping of virtual networks to physical networks", Updated: "2012-09-07T10:00:00-00:00"},
+	{Alias: "dhcp_agent_scheduler", Name: "DHCP Agent Scheduler", Description: "Schedule networks among dhcp agents", Updated: "2013-02-07T10:00:00-00:00"},
 	{Alias: "empty-string-filtering", Name: "Empty String Filtering Extension", Description: "Allow filtering by attributes with empty string value", Updated: "2018-05-01T10:00:00-00:00"},
 	{Alias: "filter-validation", Name: "Filter parameters validation", Description: "Provides validation on filter parameters.", Updated: "2018-07-04T10:00:00-00:00"},
 	{Alias: "extra_dhcp_opt", Name: "Neutron Extra DHCP options", Description: "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)", Updated: "2013-03-17T12:00:00-00:00"},

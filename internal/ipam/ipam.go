@@ -227,3 +227,16 @@ func IsNetworkOrBroadcast(p netip.Prefix, a netip.Addr) bool {
 	}
 	return p.Addr().Is4() && a == lastAddr(p)
 }
+
+// PickFirst returns the lowest free address of pools (Neutron gives DHCP
+// ports the first free address, so they sit at a predictable place).
+func PickFirst(pools []Pool, used func(netip.Addr) bool) (netip.Addr, bool) {
+	for _, p := range pools {
+		for a := p.Start; a.IsValid() && a.Compare(p.End) <= 0; a = a.Next() {
+			if !used(a) {
+				return a, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}

@@ -181,7 +181,7 @@ func TestDecodeUnknownAttributes(t *testing.T) {
 		{NetworkSpec, `{"network": {"shared": "x", "zz": 1}}`, Create, "Unrecognized attribute(s) 'zz'"},
 		{NetworkSpec, `{"network": {"Name": "x"}}`, Create, "Unrecognized attribute(s) 'Name'"},
 		{NetworkSpec, `{"network": {"provider:foo": "x"}}`, Create, "Unrecognized attribute(s) 'provider:foo'"},
-		{SubnetSpec, `{"subnet": {"prefixlen": 24}}`, Create, "Unrecognized attribute(s) 'prefixlen'"},
+		{SubnetSpec, `{"subnet": {"prefix_len": 24}}`, Create, "Unrecognized attribute(s) 'prefix_len'"},
 		{PortSpec, `{"port": {"binding:foo": 1}}`, Update, "Unrecognized attribute(s) 'binding:foo'"},
 		{PortSpec, `{"port": {"": 1}}`, Create, "Unrecognized attribute(s) ''"},
 	}
@@ -251,7 +251,8 @@ func TestDecodeReadOnly(t *testing.T) {
 func TestDecodeRequired(t *testing.T) {
 	t.Parallel()
 	full := map[*Spec]map[string]string{
-		SubnetSpec: {"network_id": `"` + netID + `"`, "ip_version": `4`, "cidr": `"10.0.0.0/24"`},
+		// cidr is optional: a subnet pool may provide it.
+		SubnetSpec: {"network_id": `"` + netID + `"`, "ip_version": `4`},
 		PortSpec:   {"network_id": `"` + netID + `"`},
 	}
 	for spec, attrs := range full {
@@ -355,7 +356,7 @@ func TestAdminOnlyGiven(t *testing.T) {
 
 func TestSpecsAreConsistent(t *testing.T) {
 	t.Parallel()
-	for _, spec := range []*Spec{NetworkSpec, SubnetSpec, PortSpec} {
+	for _, spec := range []*Spec{NetworkSpec, SubnetSpec, PortSpec, SubnetPoolSpec, AddressScopeSpec} {
 		seen := map[string]bool{}
 		for _, a := range spec.Attrs {
 			if seen[a.Name] {

@@ -28,6 +28,15 @@ var fieldTypes = map[*Spec]map[string]reflect.Type{
 		"gateway_ip": tAddr, "allocation_pools": reflect.TypeFor[[]ipam.Pool](), "enable_dhcp": tBool,
 		"dns_nameservers": reflect.TypeFor[[]netip.Addr](), "host_routes": reflect.TypeFor[[]HostRoute](),
 		"ipv6_ra_mode": tString, "ipv6_address_mode": tString,
+		"subnetpool_id": tString, "prefixlen": tInt, "use_default_subnetpool": tBool,
+	},
+	SubnetPoolSpec: {
+		"name": tString, "description": tString, "project_id": tString, "tags": reflect.TypeFor[[]string](),
+		"prefixes": reflect.TypeFor[[]netip.Prefix](), "default_quota": tInt, "default_prefixlen": tInt,
+		"min_prefixlen": tInt, "max_prefixlen": tInt, "is_default": tBool, "shared": tBool, "address_scope_id": tString,
+	},
+	AddressScopeSpec: {
+		"name": tString, "project_id": tString, "shared": tBool, "ip_version": tInt,
 	},
 	PortSpec: {
 		"name": tString, "description": tString, "project_id": tString,
@@ -43,6 +52,7 @@ var (
 	tString = reflect.TypeFor[string]()
 	tBool   = reflect.TypeFor[bool]()
 	tInt64  = reflect.TypeFor[int64]()
+	tInt    = reflect.TypeFor[int]()
 	tAddr   = reflect.TypeFor[netip.Addr]()
 )
 
@@ -190,6 +200,7 @@ func FuzzDecodeSubnet(f *testing.F) {
 		`{"subnet": {"host_routes": [{"destination": "0.0.0.0/0"}]}}`,
 		`{"subnets": [{"network_id": "4e9c1c4a-0b6e-4e8b-9d1b-1a2b3c4d5e6f", "ip_version": 4, "cidr": "10.0.0.0/24"}, {"subnet": {}}]}`,
 		`{"subnet": {"subnetpool_id": null, "prefixlen": 24}}`,
+		`{"subnet": {"network_id": "4e9c1c4a-0b6e-4e8b-9d1b-1a2b3c4d5e6f", "ip_version": 4, "cidr": null, "subnetpool_id": "9b7d2c1e-3f4a-4b5c-8d6e-7f8091a2b3c4", "prefixlen": "26", "use_default_subnetpool": "true"}}`,
 	)
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode(t, SubnetSpec, data) })
 }

@@ -33,6 +33,9 @@ var NetworkSpec = &Spec{
 		&Attr{Name: "provider:physical_network", Post: true, AdminOnly: true, Parse: parseStringOrNull},
 		&Attr{Name: "provider:segmentation_id", Post: true, AdminOnly: true, Parse: parseIntOrNull(0, segments.MaxVNI)},
 		&Attr{Name: "segments", Post: true, AdminOnly: true, Parse: parseSegments},
+		// address-scope: derived from the pools of the network's subnets.
+		&Attr{Name: "ipv4_address_scope"},
+		&Attr{Name: "ipv6_address_scope"},
 	),
 }
 
@@ -149,6 +152,9 @@ func (n *Network) View() map[string]any {
 	}
 	m["subnets"] = subnets
 	m["port_security_enabled"] = n.PortSecurityEnabled
+	// The service fills these in from the subnets' pools when read.
+	m["ipv4_address_scope"] = nil
+	m["ipv6_address_scope"] = nil
 	if len(n.Segments) == 1 {
 		s := n.Segments[0]
 		m["provider:network_type"] = s.NetworkType

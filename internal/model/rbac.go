@@ -38,8 +38,9 @@ var RBACSpec = &Spec{
 	},
 }
 
-// RBACObjectTypes are the object types RBAC policies may name.
-var RBACObjectTypes = []string{"network"}
+// RBACObjectTypes are the object types RBAC policies may name
+// (rbac-subnetpool and rbac-address-scope add the last two).
+var RBACObjectTypes = []string{"network", "subnetpool", "address_scope"}
 
 func parseObjectType(v any) (any, error) {
 	s, ok := v.(string)

@@ -36,6 +36,8 @@ type Subnet struct {
 	IPv6RAMode      string       `json:"ipv6_ra_mode"`
 	IPv6AddressMode string       `json:"ipv6_address_mode"`
 	ServiceTypes    []string     `json:"service_types"`
+	// SubnetPoolID is the pool the CIDR was allocated from, if any.
+	SubnetPoolID string `json:"subnetpool_id,omitempty"`
 }
 
 // ServesOwner reports whether ports of a device owner may take addresses
@@ -51,7 +53,8 @@ var SubnetSpec = &Spec{
 	Attrs: append(standardAttrs(),
 		&Attr{Name: "network_id", Post: true, Required: true, Parse: ParseUUID},
 		&Attr{Name: "ip_version", Post: true, Required: true, Parse: parseIPVersion},
-		&Attr{Name: "cidr", Post: true, Required: true, Parse: ParseCIDR},
+		// cidr may be left out (or null) when a subnet pool provides it.
+		&Attr{Name: "cidr", Post: true, Parse: parseCIDROrNull},
 		&Attr{Name: "gateway_ip", Post: true, Put: true, Parse: ParseIPOrNull},
 		&Attr{Name: "allocation_pools", Post: true, Put: true, Parse: parsePools},
 		&Attr{Name: "enable_dhcp", Post: true, Put: true, Parse: ParseBool},
@@ -60,7 +63,9 @@ var SubnetSpec = &Spec{
 		// neutron-lib: the IPv6 modes are set on create only.
 		&Attr{Name: "ipv6_ra_mode", Post: true, Parse: ParseOneOfOrNull(SLAAC, DHCPv6Stateful, DHCPv6Stateless)},
 		&Attr{Name: "ipv6_address_mode", Post: true, Parse: ParseOneOfOrNull(SLAAC, DHCPv6Stateful, DHCPv6Stateless)},
-		&Attr{Name: "subnetpool_id"},
+		&Attr{Name: "subnetpool_id", Post: true, Parse: ParseUUIDOrNull},
+		&Attr{Name: "prefixlen", Post: true, Parse: parseNonNegative},
+		&Attr{Name: "use_default_subnetpool", Post: true, Parse: ParseBool},
 		&Attr{Name: "service_types", Post: true, Put: true, Parse: parseServiceTypes},
 	),
 }
@@ -75,6 +80,15 @@ func parseIPVersion(v any) (any, error) {
 		return nil, reason("%d is not in [4, 6]", n.(int64))
 	}
 	return int(n.(int64)), nil
+}
+
+// parseCIDROrNull is type:subnet_or_none; null is the zero (invalid)
+// prefix, which reads as not given.
+func parseCIDROrNull(v any) (any, error) {
+	if v == nil {
+		return netip.Prefix{}, nil
+	}
+	return ParseCIDR(v)
 }
 
 func parsePools(v any) (any, error) {
@@ -184,7 +198,7 @@ func (s *Subnet) View() map[string]any {
 	m["host_routes"] = routes
 	m["ipv6_ra_mode"] = stringOrNull(s.IPv6RAMode)
 	m["ipv6_address_mode"] = stringOrNull(s.IPv6AddressMode)
-	m["subnetpool_id"] = nil
+	m["subnetpool_id"] = stringOrNull(s.SubnetPoolID)
 	st := s.ServiceTypes
 	if st == nil {
 		st = []string{}

@@ -117,6 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.URL = "http://" + l.Addr().String()
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	go func() { s.done <- s.http.Serve(l) }()
+	go runControllers(runCtx, s, cfg.Logger)
 	cfg.Logger.Info("vland server listening", "url", s.URL, "auth", cfg.Auth)
 	return s, nil
 }

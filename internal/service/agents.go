@@ -101,11 +101,26 @@ func (s *Service) ReportStatus(ctx context.Context, host string, st agentapi.Sta
 	return nil
 }
 
+// heartbeat records the agent records of a host: its L2 agent, and on
+// network hosts its DHCP agent.
 func (s *Service) heartbeat(ctx context.Context, host string, info agentapi.AgentInfo) error {
+	if err := s.heartbeatOf(ctx, host, model.AgentTypeL2, info); err != nil {
+		return err
+	}
+	if slices.Contains(info.Roles, "network") {
+		return s.heartbeatOf(ctx, host, model.AgentTypeDHCP, info)
+	}
+	return nil
+}
+
+func (s *Service) heartbeatOf(ctx context.Context, host, agentType string, info agentapi.AgentInfo) error {
 	now := time.Now().UTC()
-	id := AgentID(host, model.AgentTypeL2)
+	id := AgentID(host, agentType)
 	a, ok := cachedAs[*model.Agent](s, Agents, id)
-	rec := model.Agent{ID: id, AgentType: model.AgentTypeL2, Host: host, Topic: "N/A", AdminStateUp: true, CreatedAt: now}
+	rec := model.Agent{ID: id, AgentType: agentType, Host: host, Topic: "N/A", AdminStateUp: true, CreatedAt: now}
+	if agentType == model.AgentTypeDHCP {
+		rec.Topic = "dhcp_agent"
+	}
 	if ok {
 		rec = *a
 	}

@@ -101,6 +101,12 @@ func (s *Service) loadNetView(ctx context.Context, netID string, p *portPlan) (*
 
 // CreatePorts creates one or more ports atomically.
 func (s *Service) CreatePorts(ctx context.Context, items []model.Fields) ([]*model.Port, error) {
+	return s.createPorts(ctx, items, true)
+}
+
+// createPorts creates ports; the network's own service ports (DHCP) are
+// created without a quota claim, as Neutron's plugin-level creates.
+func (s *Service) createPorts(ctx context.Context, items []model.Fields, quota bool) ([]*model.Port, error) {
 	c := creds(ctx)
 	var out []*model.Port
 	err := retry(ctx, "create ports", func() error {
@@ -129,11 +135,13 @@ func (s *Service) CreatePorts(ctx context.Context, items []model.Fields) ([]*mod
 			}
 			out = append(out, port)
 		}
-		qc, qo, err := s.quotaClaim(ctx, Ports, stds(out))
-		if err != nil {
-			return err
+		if quota {
+			qc, qo, err := s.quotaClaim(ctx, Ports, stds(out))
+			if err != nil {
+				return err
+			}
+			p.cmps, p.ops = append(p.cmps, qc...), append(p.ops, qo...)
 		}
-		p.cmps, p.ops = append(p.cmps, qc...), append(p.ops, qo...)
 		for _, port := range out {
 			// Written last: quotaClaim recorded the slot in the object.
 			p.ops = append(p.ops, s.putJSON(Ports, port.ID, port))
@@ -153,8 +161,13 @@ func (s *Service) CreatePorts(ctx context.Context, items []model.Fields) ([]*mod
 // planPort builds a new port and adds its reservations to the plan.
 func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model.Fields, project string) (*model.Port, error) {
 	now := model.Now()
+	id := uuid.NewString()
+	if given, ok := f["id"].(string); ok {
+		// Only the server's own callers name ids (deterministic service ports).
+		id = given
+	}
 	port := &model.Port{
-		Standard:            model.Standard{ID: uuid.NewString(), ProjectID: project, CreatedAt: now, UpdatedAt: now, Tags: []string{}},
+		Standard:            model.Standard{ID: id, ProjectID: project, CreatedAt: now, UpdatedAt: now, Tags: []string{}},
 		NetworkID:           v.net.ID,
 		AdminStateUp:        true,
 		Status:              model.StatusDown,
@@ -194,7 +207,9 @@ func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model
 	if err := checkAddressPairs(port); err != nil {
 		return nil, err
 	}
-	p.cmps = append(p.cmps, notExists(s.st.Keys.Resource(Ports, port.ID)))
+	portKey := s.st.Keys.Resource(Ports, port.ID)
+	p.cmps = append(p.cmps, notExists(portKey))
+	p.explicit[portKey] = apierr.Conflict("PortExists", "Port %s already exists.", port.ID)
 	p.ops = append(p.ops, s.indexOp(Ports, &port.Standard),
 		clientv3.OpPut(s.st.Keys.NetworkPort(v.net.ID, port.ID), ""))
 	return port, nil
@@ -440,7 +455,11 @@ func (s *Service) planOneIP(ctx context.Context, p *portPlan, v *netView, port *
 			return model.FixedIP{}, ipInUse(ip, sn.ID)
 		}
 	default:
-		a, ok := ipam.Pick(sn.AllocationPools, func(a netip.Addr) bool {
+		pick := ipam.Pick
+		if port.DeviceOwner == OwnerDHCP {
+			pick = ipam.PickFirst
+		}
+		a, ok := pick(sn.AllocationPools, func(a netip.Addr) bool {
 			return s.idx.ipUsed(sn.ID, a) || p.taken[s.st.Keys.IPAlloc(sn.ID, a.String())]
 		})
 		if !ok {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -71,6 +72,27 @@ func (s *Service) sharedWith(n *model.Network, project, skip string) bool {
 	return false
 }
 
+// rbacShared reports whether an access_as_shared policy shares an object
+// with project (by name or with everyone).
+func (s *Service) rbacShared(objectID, project string) bool {
+	for _, r := range s.rbacOf(objectID) {
+		if r.Action == model.AccessAsShared && (r.TargetProject == "*" || project != "" && r.TargetProject == project) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasWildcard reports whether an object has its '*' access_as_shared policy.
+func (s *Service) hasWildcard(objectID string) bool {
+	for _, r := range s.rbacOf(objectID) {
+		if r.Action == model.AccessAsShared && r.TargetProject == "*" {
+			return true
+		}
+	}
+	return false
+}
+
 // GetRBAC returns a policy its owner (or an admin) may see.
 func (s *Service) GetRBAC(ctx context.Context, id string) (*model.RBACPolicy, error) {
 	r, ok := cachedAs[*model.RBACPolicy](s, RBACPolicies, id)
@@ -121,6 +143,9 @@ func (s *Service) CreateRBAC(ctx context.Context, f model.Fields) (*model.RBACPo
 		target = t.(string)
 	}
 	action := f["action"].(string)
+	if typ := f["object_type"].(string); typ != "network" {
+		return s.createObjectRBAC(ctx, c, project, typ, f["object_id"].(string), target, action)
+	}
 	if action != model.AccessAsShared && action != model.AccessAsExternal {
 		return nil, apierr.InvalidInput("Invalid action '%s' for object type 'network'. Valid actions: ['access_as_external', 'access_as_shared']", action)
 	}
@@ -210,6 +235,9 @@ func (s *Service) DeleteRBAC(ctx context.Context, id string) error {
 		if r == nil {
 			return rbacNotFound(id)
 		}
+		if r.ObjectType != "network" {
+			return s.deleteObjectRBAC(ctx, r, rrev)
+		}
 		n, nrev, err := load[model.Network](ctx, s, Networks, r.ObjectID)
 		if err != nil {
 			return err
@@ -265,21 +293,38 @@ func (s *Service) UpdateRBAC(ctx context.Context, id string, f model.Fields) (*m
 		if target == "*" || r.TargetProject == "*" {
 			return apierr.InvalidInput("Changing a wildcard RBAC policy is not supported; delete it and create another")
 		}
-		n, _ := cachedAs[*model.Network](s, Networks, r.ObjectID)
-		if err := s.rbacInUse(r, n); err != nil {
-			return err
+		var cmps []clientv3.Cmp
+		var ops []clientv3.Op
+		if r.ObjectType == "network" {
+			n, _ := cachedAs[*model.Network](s, Networks, r.ObjectID)
+			if err := s.rbacInUse(r, n); err != nil {
+				return err
+			}
+		} else {
+			// Withdrawing access from the old target: as a delete.
+			lock, lockRev, err := s.objectRBACLock(ctx, r)
+			if err != nil {
+				return err
+			}
+			if err := s.objectRBACInUse(r); err != nil {
+				return err
+			}
+			cmps, ops = append(cmps, lockHeld(lock, lockRev)), append(ops, lockBump(lock))
 		}
 		old := s.st.Keys.RBACUnique(r.ObjectID, r.Action, r.TargetProject)
 		r.TargetProject = target
 		uk := s.st.Keys.RBACUnique(r.ObjectID, r.Action, target)
 		ok, err := s.commit(ctx,
-			[]clientv3.Cmp{unchanged(s.st.Keys.Resource(RBACPolicies, id), rrev), notExists(uk)},
-			[]clientv3.Op{clientv3.OpDelete(old), clientv3.OpPut(uk, id), s.putJSON(RBACPolicies, id, r)})
+			append(cmps, unchanged(s.st.Keys.Resource(RBACPolicies, id), rrev)),
+			append(ops, clientv3.OpDelete(old), clientv3.OpPut(uk, id), s.putJSON(RBACPolicies, id, r)))
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return apierr.Conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+			if resp, err := s.st.Client.Get(ctx, uk, clientv3.WithCountOnly()); err == nil && resp.Count > 0 {
+				return apierr.Conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+			}
+			return errConflict
 		}
 		out = r
 		return nil
@@ -315,11 +360,211 @@ func (s *Service) wildcardOps(ctx context.Context, n *model.Network, action stri
 // the compare fails the transaction if a policy the cache has not seen yet
 // exists, so none is left behind.
 func (s *Service) networkRBACDeleteOps(netID string) (clientv3.Cmp, []clientv3.Op) {
+	return s.objectRBACDeleteOps(netID)
+}
+
+// objectRBACDeleteOps removes every policy of an object being deleted, as
+// networkRBACDeleteOps.
+func (s *Service) objectRBACDeleteOps(objectID string) (clientv3.Cmp, []clientv3.Op) {
 	rev := s.cache.Rev()
 	var ops []clientv3.Op
-	for _, r := range slices.Clone(s.rbacOf(netID)) {
+	for _, r := range slices.Clone(s.rbacOf(objectID)) {
 		ops = append(ops, s.rbacDeleteOps(r)...)
 	}
-	cmp := clientv3.Compare(clientv3.CreateRevision(s.st.Keys.ObjectRBACPrefix(netID)), "<", rev+1).WithPrefix()
+	cmp := clientv3.Compare(clientv3.CreateRevision(s.st.Keys.ObjectRBACPrefix(objectID)), "<", rev+1).WithPrefix()
 	return cmp, ops
+}
+
+// Subnet pools and address scopes (rbac-subnetpool, rbac-address-scope)
+// take access_as_shared policies only. Their '*' policy is the object's
+// shared flag. Withdrawing access bumps the object's lock (SubnetPoolLock,
+// AddressScopeLock), which allocating from a pool and putting a pool in a
+// scope compare, so that access cannot go while it is being used.
+
+// sharedObject is a subnet pool or address scope as its RBAC sees it.
+type sharedObject struct {
+	kind   string // store kind
+	obj    model.Object
+	owner  string
+	shared *bool // the object's shared flag
+	rev    int64 // its mod revision
+}
+
+// loadSharedObject reads the object a policy of type typ names; c, when set,
+// must be able to see it.
+func (s *Service) loadSharedObject(ctx context.Context, c *policy.Credentials, typ, id string) (*sharedObject, error) {
+	switch typ {
+	case "subnetpool":
+		p, rev, err := load[model.SubnetPool](ctx, s, SubnetPools, id)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil || c != nil && !s.canSeePool(c, p) {
+			return nil, subnetPoolNotFound(id)
+		}
+		return &sharedObject{SubnetPools, p, p.ProjectID, &p.Shared, rev}, nil
+	case "address_scope":
+		a, rev, err := load[model.AddressScope](ctx, s, AddressScopes, id)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil || c != nil && !s.canSeeScope(c, a) {
+			return nil, addressScopeNotFound(id)
+		}
+		return &sharedObject{AddressScopes, a, a.ProjectID, &a.Shared, rev}, nil
+	}
+	return nil, apierr.InvalidInput("Unsupported RBAC object type %s", typ)
+}
+
+// rbacCallbackFailure words a refusal the way Neutron's RBAC callbacks do.
+func rbacCallbackFailure(typ, msg string) string {
+	class := map[string]string{"subnetpool": "subnetpool.SubnetPool", "address_scope": "address_scope.AddressScope"}[typ]
+	return "Callback neutron.objects." + class + ".validate_rbac_policy_change failed with \"" + msg + "\""
+}
+
+// createObjectRBAC creates a policy on a subnet pool or address scope.
+func (s *Service) createObjectRBAC(ctx context.Context, c *policy.Credentials, project, typ, objectID, target, action string) (*model.RBACPolicy, error) {
+	if action != model.AccessAsShared {
+		return nil, apierr.New(400, "InvalidActionForType", "Invalid action '%s' for object type '%s'. Valid actions: ('access_as_shared',)", action, typ)
+	}
+	if target == "*" && !c.IsAdmin() {
+		return nil, apierr.PolicyNotAuthorized("create_rbac_policy:target_tenant")
+	}
+	var out *model.RBACPolicy
+	err := retry(ctx, "create RBAC policy", func() error {
+		o, err := s.loadSharedObject(ctx, c, typ, objectID)
+		if err != nil {
+			return err
+		}
+		if !c.IsAdmin() && !c.Owns(o.owner) {
+			return apierr.PolicyNotAuthorized("create_rbac_policy")
+		}
+		// A pool is shared only with projects that may use its scope.
+		if p, ok := o.obj.(*model.SubnetPool); ok && p.AddressScopeID != "" {
+			if !s.rbacShared(p.AddressScopeID, target) {
+				return apierr.InvalidInput("%s", rbacCallbackFailure(typ, "Failed to create RBAC policy on object "+objectID+
+					" because target project doesn't have access to associated address scope."))
+			}
+		}
+		r := &model.RBACPolicy{Standard: model.Standard{ID: uuid.NewString(), ProjectID: project},
+			ObjectType: typ, ObjectID: objectID, TargetProject: target, Action: action}
+		qc, qo, err := s.quotaClaim(ctx, RBACPolicies, []*model.Standard{&r.Standard})
+		if err != nil {
+			return err
+		}
+		cmps, ops := s.rbacCreateOps(r, true)
+		cmps, ops = append(cmps, qc...), append(ops, qo...)
+		cmps = append(cmps, unchanged(s.st.Keys.Resource(o.kind, objectID), o.rev))
+		if target == "*" {
+			*o.shared = true
+			o.obj.Std().Touch()
+			ops = append(ops, s.putJSON(o.kind, objectID, o.obj))
+		}
+		ok, err := s.commit(ctx, cmps, ops)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if resp, err := s.st.Client.Get(ctx, s.st.Keys.RBACUnique(objectID, action, target), clientv3.WithCountOnly()); err == nil && resp.Count > 0 {
+				return apierr.Conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+			}
+			return errConflict
+		}
+		out = r
+		return nil
+	})
+	return out, err
+}
+
+// objectRBACLock reads the lock of the object a policy names.
+func (s *Service) objectRBACLock(ctx context.Context, r *model.RBACPolicy) (string, int64, error) {
+	lock := s.st.Keys.SubnetPoolLock(r.ObjectID)
+	if r.ObjectType == "address_scope" {
+		lock = s.st.Keys.AddressScopeLock(r.ObjectID)
+	}
+	rev, err := s.lockRead(ctx, lock)
+	return lock, rev, err
+}
+
+// objectRBACInUse refuses to withdraw access a project depends on: its
+// subnets allocated from the pool, or its pools in the scope. The owner
+// needs no policy; another policy granting the same access keeps it.
+func (s *Service) objectRBACInUse(r *model.RBACPolicy) error {
+	if r.Action != model.AccessAsShared {
+		return nil
+	}
+	owner := ""
+	bound := map[string]bool{}
+	switch r.ObjectType {
+	case "subnetpool":
+		if p, ok := cachedAs[*model.SubnetPool](s, SubnetPools, r.ObjectID); ok {
+			owner = p.ProjectID
+		}
+		for _, sn := range s.poolSubnets(r.ObjectID) {
+			bound[sn.ProjectID] = true
+		}
+	case "address_scope":
+		if a, ok := cachedAs[*model.AddressScope](s, AddressScopes, r.ObjectID); ok {
+			owner = a.ProjectID
+		}
+		for _, p := range s.scopePools(r.ObjectID) {
+			bound[p.ProjectID] = true
+		}
+	}
+	delete(bound, owner)
+	for project := range bound {
+		if r.TargetProject != "*" && r.TargetProject != project {
+			continue
+		}
+		still := false
+		for _, o := range s.rbacOf(r.ObjectID) {
+			if o.ID != r.ID && o.Action == model.AccessAsShared && (o.TargetProject == "*" || o.TargetProject == project) {
+				still = true
+				break
+			}
+		}
+		if !still {
+			inner := fmt.Sprintf("RBAC policy on object %s cannot be removed because other objects depend on it.\nDetails: project_id=%s", r.ObjectID, r.TargetProject)
+			return apierr.Conflict("RbacPolicyInUse", "RBAC policy on object %s cannot be removed because other objects depend on it.\nDetails: %s", r.ObjectID, rbacCallbackFailure(r.ObjectType, inner))
+		}
+	}
+	return nil
+}
+
+// deleteObjectRBAC is one attempt at deleting a policy on a subnet pool or
+// an address scope.
+func (s *Service) deleteObjectRBAC(ctx context.Context, r *model.RBACPolicy, rrev int64) error {
+	lock, lockRev, err := s.objectRBACLock(ctx, r)
+	if err != nil {
+		return err
+	}
+	o, err := s.loadSharedObject(ctx, nil, r.ObjectType, r.ObjectID)
+	if e, ok := apierr.As(err); ok && e.Status == 404 {
+		o, err = nil, nil // the object went; its policies go with it
+	}
+	if err != nil {
+		return err
+	}
+	cmps := []clientv3.Cmp{unchanged(s.st.Keys.Resource(RBACPolicies, r.ID), rrev)}
+	ops := s.rbacDeleteOps(r)
+	if o != nil {
+		if err := s.objectRBACInUse(r); err != nil {
+			return err
+		}
+		cmps = append(cmps, lockHeld(lock, lockRev), unchanged(s.st.Keys.Resource(o.kind, r.ObjectID), o.rev))
+		ops = append(ops, lockBump(lock))
+		if r.TargetProject == "*" {
+			*o.shared = false
+			o.obj.Std().Touch()
+			ops = append(ops, s.putJSON(o.kind, r.ObjectID, o.obj))
+		}
+	}
+	ok, err := s.commit(ctx, cmps, ops)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errConflict
+	}
+	return nil
 }

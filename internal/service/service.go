@@ -42,17 +42,20 @@ type Config struct {
 	AgentDownTime time.Duration
 	// QuotaDefaults overrides the default quota limits by resource name.
 	QuotaDefaults map[string]int
+	// DHCPAgentsPerNetwork is how many network hosts serve each network's DHCP.
+	DHCPAgentsPerNetwork int
 }
 
 // DefaultConfig is Neutron's default configuration.
 func DefaultConfig() Config {
 	return Config{
-		Segments:           segments.DefaultConfig(),
-		MACBase:            [3]byte{0xfa, 0x16, 0x3e},
-		MaxDNSNameservers:  5,
-		MaxHostRoutes:      20,
-		MaxFixedIPsPerPort: 5,
-		AgentDownTime:      30 * time.Second,
+		Segments:             segments.DefaultConfig(),
+		MACBase:              [3]byte{0xfa, 0x16, 0x3e},
+		MaxDNSNameservers:    5,
+		MaxHostRoutes:        20,
+		MaxFixedIPsPerPort:   5,
+		AgentDownTime:        30 * time.Second,
+		DHCPAgentsPerNetwork: 1,
 	}
 }
 
@@ -72,12 +75,14 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	cache := store.NewCache(st, map[string]store.Decoder{
-		Networks:     model.DecodeAs[model.Network](),
-		Subnets:      model.DecodeAs[model.Subnet](),
-		Ports:        model.DecodeAs[model.Port](),
-		Agents:       model.DecodeAs[model.Agent](),
-		Quotas:       model.DecodeAs[model.Quota](),
-		RBACPolicies: model.DecodeAs[model.RBACPolicy](),
+		Networks:      model.DecodeAs[model.Network](),
+		Subnets:       model.DecodeAs[model.Subnet](),
+		Ports:         model.DecodeAs[model.Port](),
+		Agents:        model.DecodeAs[model.Agent](),
+		Quotas:        model.DecodeAs[model.Quota](),
+		RBACPolicies:  model.DecodeAs[model.RBACPolicy](),
+		SubnetPools:   model.DecodeAs[model.SubnetPool](),
+		AddressScopes: model.DecodeAs[model.AddressScope](),
 	})
 	ix := newIndex()
 	cache.SetIndexer(ix)

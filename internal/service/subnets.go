@@ -36,6 +36,7 @@ func (s *Service) CreateSubnets(ctx context.Context, items []model.Fields) ([]*m
 		var cmps []clientv3.Cmp
 		var ops []clientv3.Op
 		nets := map[string]*model.Network{} // networks changed by this request
+		pools := map[string]*poolAlloc{}    // pools allocated from
 		for _, f := range items {
 			project, err := checkCreate(c, model.SubnetSpec, f)
 			if err != nil {
@@ -58,18 +59,39 @@ func (s *Service) CreateSubnets(ctx context.Context, items []model.Fields) ([]*m
 			if !c.IsAdmin() && !c.Owns(n.ProjectID) {
 				return apierr.PolicyNotAuthorized("create_subnet")
 			}
+			f, pa, err := s.subnetFromPool(ctx, c, f, project, pools)
+			if err != nil {
+				return err
+			}
 			sn, err := s.newSubnet(f, project)
 			if err != nil {
 				return err
 			}
-			if err := s.checkOverlap(ctx, n, sn); err != nil {
+			if pa != nil {
+				sn.SubnetPoolID = pa.pool.ID
+				pa.add(sn.CIDR, project)
+			}
+			// The network's subnets: those stored (the network's compare
+			// fixes the list) and those this request adds before sn.
+			others, err := s.loadSubnets(ctx, n.Subnets)
+			if err != nil {
 				return err
 			}
-			for _, other := range out {
-				if other.NetworkID == sn.NetworkID && other.CIDR.Overlaps(sn.CIDR) {
+			for _, o := range out {
+				if o.NetworkID == sn.NetworkID {
+					others = append(others, o)
+				}
+			}
+			for _, o := range others {
+				if o.CIDR.Overlaps(sn.CIDR) {
 					return apierr.InvalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, n.ID)
 				}
 			}
+			pc, err := s.checkPoolAffinity(ctx, sn, pa, others, pools)
+			if err != nil {
+				return err
+			}
+			cmps = append(cmps, pc...)
 			n.Subnets = append(n.Subnets, sn.ID)
 			out = append(out, sn)
 			cmps = append(cmps, notExists(s.st.Keys.Resource(Subnets, sn.ID)))
@@ -77,6 +99,10 @@ func (s *Service) CreateSubnets(ctx context.Context, items []model.Fields) ([]*m
 		for id, n := range nets {
 			n.Touch()
 			ops = append(ops, s.putJSON(Networks, id, n))
+		}
+		for _, pa := range pools {
+			pc, po := s.poolAllocOps(pa)
+			cmps, ops = append(cmps, pc...), append(ops, po...)
 		}
 		qc, qo, err := s.quotaClaim(ctx, Subnets, stds(out))
 		if err != nil {
@@ -110,7 +136,7 @@ func (s *Service) newSubnet(f model.Fields, project string) (*model.Subnet, erro
 		Standard:       model.Standard{ID: uuid.NewString(), ProjectID: project, CreatedAt: now, UpdatedAt: now, Tags: []string{}},
 		NetworkID:      f["network_id"].(string),
 		IPVersion:      f["ip_version"].(int),
-		CIDR:           f["cidr"].(netip.Prefix),
+		CIDR:           f["cidr"].(netip.Prefix), // given, or allocated from a pool
 		EnableDHCP:     true,
 		DNSNameservers: []netip.Addr{},
 		HostRoutes:     []model.HostRoute{},
@@ -258,20 +284,6 @@ func (s *Service) autoAddressExistingPorts(ctx context.Context, sn *model.Subnet
 		ops = append(ops, clientv3.OpPut(key, p.ID), s.putJSON(Ports, p.ID, p))
 	}
 	return cmps, ops, nil
-}
-
-// checkOverlap refuses a CIDR that overlaps another subnet of the network.
-func (s *Service) checkOverlap(ctx context.Context, n *model.Network, sn *model.Subnet) error {
-	for _, id := range n.Subnets {
-		other, _, err := load[model.Subnet](ctx, s, Subnets, id)
-		if err != nil {
-			return err
-		}
-		if other != nil && other.ID != sn.ID && other.CIDR.Overlaps(sn.CIDR) {
-			return apierr.InvalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, n.ID)
-		}
-	}
-	return nil
 }
 
 // UpdateSubnet changes a subnet's mutable attributes.

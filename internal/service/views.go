@@ -34,6 +34,10 @@ func (s *Service) Visible(ctx context.Context, kind string) []*model.Cached {
 			ok = policy.CanSeePort(c, o, network(o.NetworkID))
 		case *model.Agent:
 			ok = c.IsAdmin()
+		case *model.SubnetPool:
+			ok = s.canSeePool(c, o)
+		case *model.AddressScope:
+			ok = s.canSeeScope(c, o)
 		default:
 			ok = c.IsAdmin() || c.Owns(cv.Obj.Std().ProjectID)
 		}
@@ -59,6 +63,10 @@ func (s *Service) CachedView(ctx context.Context, kind, id string) (map[string]a
 		_, err = s.GetAgent(ctx, id)
 	case RBACPolicies:
 		_, err = s.GetRBAC(ctx, id)
+	case SubnetPools:
+		_, err = s.GetSubnetPool(ctx, id)
+	case AddressScopes:
+		_, err = s.GetAddressScope(ctx, id)
 	}
 	if err != nil {
 		return nil, false

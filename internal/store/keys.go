@@ -117,6 +117,27 @@ func (k Keys) ObjectRBACPrefix(objectID string) string {
 	return k.join("index", "object-rbac", objectID) + "/"
 }
 
+// SubnetPoolLock serialises the changes that depend on a subnet pool's
+// allocations: every subnet allocated from the pool compares and bumps its
+// mod revision in the transaction that writes the subnet, and pool updates,
+// prefix removals, RBAC withdrawals and the pool's delete compare it. The
+// allocations themselves are the subnets naming the pool (read from the
+// cache once it has reached the lock's revision). The value is empty.
+func (k Keys) SubnetPoolLock(poolID string) string { return k.join("lock", "subnetpool", poolID) }
+
+// AddressScopeLock serialises the changes to the set of subnet pools in an
+// address scope (pool prefixes must not overlap within a scope) as
+// SubnetPoolLock does for a pool's allocations.
+func (k Keys) AddressScopeLock(scopeID string) string {
+	return k.join("lock", "address-scope", scopeID)
+}
+
+// DefaultSubnetPool makes a pool the only default one of its IP version;
+// the value is the pool id.
+func (k Keys) DefaultSubnetPool(ipVersion int) string {
+	return k.join("alloc", "default-subnetpool", strconv.Itoa(ipVersion))
+}
+
 // RBACUnique makes (object, action, target) unique among RBAC policies.
 func (k Keys) RBACUnique(objectID, action, target string) string {
 	return k.join("alloc", "rbac", objectID, action, target)

@@ -325,7 +325,8 @@ func TestSubnetValidation(t *testing.T) {
 		{"NotAnAddress", rawSubnet{"cidr": "banana"}, http.StatusBadRequest, "HTTPBadRequest"},
 		{"TooManyNameservers", rawSubnet{"cidr": "10.41.0.0/24", "dns_nameservers": []any{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6"}}, http.StatusBadRequest, "DNSNameServersExhausted"},
 		{"DuplicateNameserver", rawSubnet{"cidr": "10.41.0.0/24", "dns_nameservers": []any{"192.0.2.1", "192.0.2.1"}}, http.StatusBadRequest, "HTTPBadRequest"},
-		{"MissingCIDR", rawSubnet{"cidr": nil}, http.StatusBadRequest, "HTTPBadRequest"},
+		// Without a cidr a subnet needs a pool (subnet_allocation).
+		{"MissingCIDR", rawSubnet{"cidr": nil}, http.StatusBadRequest, "BadRequest"},
 		{"MissingNetwork", rawSubnet{"network_id": nil}, http.StatusBadRequest, "HTTPBadRequest"},
 		{"UnknownNetwork", rawSubnet{"cidr": "10.41.0.0/24", "network_id": "8d3fbb57-4c2d-4a52-9d8a-2a1d0f0a0a0a"}, http.StatusNotFound, "NetworkNotFound"},
 	} {
