@@ -25,6 +25,7 @@ unit:
 
 cli-test: build
 	./scripts/cli-test.sh $(BIN)
+	./scripts/cli-test-core.sh $(BIN)
 
 test: deps vet build unit cli-test
 
