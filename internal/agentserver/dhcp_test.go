@@ -104,3 +104,60 @@ func TestDHCPIsScheduledAndFailsOver(t *testing.T) {
 		t.Fatalf("unschedule: %d", code)
 	}
 }
+
+// TestAvailabilityZonesSteerDHCP: agents report zones; the zones are listed;
+// a network hinted to one zone is served there and shows that zone; an
+// unknown hint is refused.
+func TestAvailabilityZonesSteerDHCP(t *testing.T) {
+	e := start(t)
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	for host, az := range map[string]string{"net-a": "az-a", "net-b": "az-b"} {
+		tok := e.agentToken(host)
+		go func() {
+			for ctx.Err() == nil {
+				st := agentapi.Status{Agent: agentapi.AgentInfo{Binary: "vland-agent", LocalIP: netip.MustParseAddr("10.250.1.1"),
+					Roles: []string{"network"}, AvailabilityZone: az, StartedAt: time.Now().UTC().Format(time.RFC3339)}}
+				e.do("PUT", "/agent/v1/hosts/"+host+"/status", "Authorization", "Bearer "+tok, st)
+				select {
+				case <-ctx.Done():
+				case <-time.After(300 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var zones struct {
+			Zones []map[string]any `json:"availability_zones"`
+		}
+		e.api("GET", "/v2.0/availability_zones?state=available", nil, &zones)
+		if len(zones.Zones) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zones: %+v", zones)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := e.api("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"availability_zone_hints": []string{"nowhere"}}}, nil); code != 404 {
+		t.Fatalf("unknown zone hint: %d, want 404", code)
+	}
+	var net struct {
+		Network struct {
+			ID string `json:"id"`
+		} `json:"network"`
+	}
+	e.api("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"availability_zone_hints": []string{"az-b"}}}, &net)
+	e.api("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": net.Network.ID, "cidr": "10.6.0.0/24", "ip_version": 4}}, nil)
+	if host := e.dhcpHost(net.Network.ID, ""); host != "net-b" {
+		t.Fatalf("network hinted to az-b served by %s", host)
+	}
+	var got struct {
+		Network map[string]any `json:"network"`
+	}
+	e.api("GET", "/v2.0/networks/"+net.Network.ID, nil, &got)
+	if zones, _ := got.Network["availability_zones"].([]any); len(zones) != 1 || zones[0] != "az-b" {
+		t.Fatalf("availability_zones: %v", got.Network["availability_zones"])
+	}
+}

@@ -65,6 +65,7 @@ func New(cfg Config) *API {
 	a.quotaRoutes()
 	a.ipAvailabilityRoutes()
 	a.dhcpAgentRoutes()
+	a.azRoutes()
 	a.subnetPoolRoutes()
 	if cfg.Identity != nil {
 		a.mux.Handle("/identity", cfg.Identity)

@@ -66,3 +66,33 @@ func (a *API) dhcpAgentRoutes() {
 		writeJSON(w, http.StatusOK, map[string]any{"agents": out})
 	}))
 }
+
+// azRoutes mounts GET /v2.0/availability_zones (availability_zone).
+func (a *API) azRoutes() {
+	a.mux.HandleFunc("/v2.0/availability_zones", a.authed(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w)
+			return
+		}
+		q := r.URL.Query()
+		for k := range q {
+			if !contains([]string{"name", "resource", "state", "fields"}, k) {
+				writeError(w, apierr.BadRequest("%s is invalid attribute for filtering", k))
+				return
+			}
+		}
+		out := []any{}
+		for _, z := range a.cfg.Service.AvailabilityZones(r.Context()) {
+			ok := true
+			for _, k := range []string{"name", "resource", "state"} {
+				if vals, given := q[k]; given && !contains(vals, z[k].(string)) {
+					ok = false
+				}
+			}
+			if ok {
+				out = append(out, z)
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"availability_zones": out})
+	}))
+}

@@ -15,6 +15,8 @@ type Network struct {
 	Subnets             []string           `json:"subnets"`
 	Segments            []segments.Segment `json:"segments"`
 	PortSecurityEnabled bool               `json:"port_security_enabled"`
+	// AZHints are the availability zones the network's DHCP should run in.
+	AZHints []string `json:"availability_zone_hints"`
 }
 
 // NetworkSpec is the attribute map of networks.
@@ -33,6 +35,8 @@ var NetworkSpec = &Spec{
 		&Attr{Name: "provider:physical_network", Post: true, AdminOnly: true, Parse: parseStringOrNull},
 		&Attr{Name: "provider:segmentation_id", Post: true, AdminOnly: true, Parse: parseIntOrNull(0, segments.MaxVNI)},
 		&Attr{Name: "segments", Post: true, AdminOnly: true, Parse: parseSegments},
+		&Attr{Name: "availability_zone_hints", Post: true, Parse: parseAZHints},
+		&Attr{Name: "availability_zones"},
 		// address-scope: derived from the pools of the network's subnets.
 		&Attr{Name: "ipv4_address_scope"},
 		&Attr{Name: "ipv6_address_scope"},
@@ -135,6 +139,9 @@ func (n *Network) Apply(f Fields) {
 	if v, ok := f["port_security_enabled"]; ok {
 		n.PortSecurityEnabled = v.(bool)
 	}
+	if v, ok := f["availability_zone_hints"]; ok {
+		n.AZHints = v.([]string)
+	}
 }
 
 // View implements Object.
@@ -152,6 +159,12 @@ func (n *Network) View() map[string]any {
 	}
 	m["subnets"] = subnets
 	m["port_security_enabled"] = n.PortSecurityEnabled
+	hints := n.AZHints
+	if hints == nil {
+		hints = []string{}
+	}
+	m["availability_zone_hints"] = hints
+	m["availability_zones"] = []string{}
 	// The service fills these in from the subnets' pools when read.
 	m["ipv4_address_scope"] = nil
 	m["ipv6_address_scope"] = nil
@@ -189,4 +202,30 @@ func nullableUint(u *uint32) any {
 		return nil
 	}
 	return *u
+}
+
+// parseAZHints accepts a list of unique zone names, as neutron-lib's
+// availability_zone_hint_list (whose stored form is limited to 255 bytes).
+func parseAZHints(v any) (any, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, reason("'%s' is not a list", show(v))
+	}
+	out := make([]string, 0, len(list))
+	size := 2
+	for _, it := range list {
+		s, ok := it.(string)
+		if !ok {
+			return nil, reason("'%s' is not a valid string", show(it))
+		}
+		if contains(out, s) {
+			return nil, reason("Duplicate items in the list: '%s'", s)
+		}
+		out = append(out, s)
+		size += len(s) + 4
+	}
+	if size > 255 {
+		return nil, reason("Too many availability_zone_hints specified")
+	}
+	return out, nil
 }

@@ -99,7 +99,14 @@ func (s *Service) ScheduleDHCP(ctx context.Context) error {
 		var live []*model.Port
 		for _, p := range st.ports[n.ID] {
 			a, ok := st.agents[p.HostID]
+			managed := p.ID == DHCPPortID(p.NetworkID, p.HostID)
 			switch {
+			case !managed:
+				// A DHCP port someone made by hand: left alone, and it
+				// counts if a live DHCP agent serves it.
+				if ok && s.AgentAlive(a) {
+					live = append(live, p)
+				}
 			case len(subnets) == 0 || !ok || !s.AgentAlive(a):
 				// No DHCP wanted, or its host's agent is gone: free the
 				// port so the network can move.
@@ -113,7 +120,7 @@ func (s *Service) ScheduleDHCP(ctx context.Context) error {
 		if len(subnets) == 0 {
 			continue
 		}
-		for _, host := range s.dhcpCandidates(st, live) {
+		for _, host := range s.dhcpCandidates(st, live, n.AZHints) {
 			if len(live) >= s.cfg.DHCPAgentsPerNetwork {
 				break
 			}
@@ -130,11 +137,14 @@ func (s *Service) ScheduleDHCP(ctx context.Context) error {
 }
 
 // dhcpCandidates are live, enabled DHCP agents' hosts not already serving,
-// least loaded first.
-func (s *Service) dhcpCandidates(st dhcpState, serving []*model.Port) []string {
+// in the hinted availability zones if any, least loaded first.
+func (s *Service) dhcpCandidates(st dhcpState, serving []*model.Port, zones []string) []string {
 	var hosts []string
 	for host, a := range st.agents {
 		if !s.AgentAlive(a) || !a.AdminStateUp || slices.ContainsFunc(serving, func(p *model.Port) bool { return p.HostID == host }) {
+			continue
+		}
+		if len(zones) > 0 && !slices.Contains(zones, a.AvailabilityZone) {
 			continue
 		}
 		hosts = append(hosts, host)

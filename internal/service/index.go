@@ -17,6 +17,7 @@ type index struct {
 	mu    sync.RWMutex
 	owned map[string]map[string]*holdings  // kind → project → holdings
 	ips   map[string]map[netip.Addr]string // subnet → address → port id
+	dhcp  map[string]map[string]string     // network → DHCP port id → host
 }
 
 // holdings are a project's objects of one kind and the quota slots they hold.
@@ -37,6 +38,7 @@ func (ix *index) Reset() {
 	defer ix.mu.Unlock()
 	ix.owned = map[string]map[string]*holdings{}
 	ix.ips = map[string]map[netip.Addr]string{}
+	ix.dhcp = map[string]map[string]string{}
 }
 
 // Change implements store.Indexer.
@@ -74,6 +76,18 @@ func (ix *index) apply(kind, id string, obj model.Object, add bool) {
 				delete(h.slots, slot-1)
 			}
 			delete(h.ids, id)
+		}
+	}
+	if p, ok := obj.(*model.Port); ok && p.DeviceOwner == OwnerDHCP {
+		hosts := ix.dhcp[p.NetworkID]
+		if add {
+			if hosts == nil {
+				hosts = map[string]string{}
+				ix.dhcp[p.NetworkID] = hosts
+			}
+			hosts[id] = p.HostID
+		} else {
+			delete(hosts, id)
 		}
 	}
 	if p, ok := obj.(*model.Port); ok {
@@ -125,4 +139,15 @@ func (ix *index) ipUsed(subnet string, a netip.Addr) bool {
 	defer ix.mu.RUnlock()
 	_, used := ix.ips[subnet][a]
 	return used
+}
+
+// dhcpHosts returns the hosts holding a network's DHCP ports.
+func (ix *index) dhcpHosts(network string) []string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var out []string
+	for _, h := range ix.dhcp[network] {
+		out = append(out, h)
+	}
+	return out
 }

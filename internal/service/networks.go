@@ -116,6 +116,9 @@ func (s *Service) planNetwork(ctx context.Context, c *policy.Credentials, f mode
 		PortSecurityEnabled: true,
 	}
 	n.Apply(f)
+	if err := s.checkAZHints(n.AZHints); err != nil {
+		return nil, err
+	}
 	p := &netPlan{net: n}
 	if n.Shared {
 		c, o, _ := s.wildcardOps(ctx, n, model.AccessAsShared, true)
@@ -464,4 +467,21 @@ func stds[T model.Object](objs []T) []*model.Standard {
 		out[i] = o.Std()
 	}
 	return out
+}
+
+// checkAZHints refuses hints naming no known network availability zone.
+func (s *Service) checkAZHints(hints []string) error {
+	if len(hints) == 0 {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, z := range s.AvailabilityZones(context.Background()) {
+		known[z["name"].(string)] = true
+	}
+	for _, h := range hints {
+		if !known[h] {
+			return apierr.New(404, "AvailabilityZoneNotFound", "AvailabilityZone %s could not be found.", h)
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"maps"
+	"slices"
 
 	"github.com/vland/vland/internal/model"
 	"github.com/vland/vland/internal/policy"
@@ -78,17 +79,57 @@ func (s *Service) CachedView(ctx context.Context, kind, id string) (map[string]a
 	return it.Value.(*model.Cached).View, true
 }
 
-// NetworkViewFor adapts a network's view to the caller: a network shared
-// with the caller's project through RBAC shows as shared to it, as in Neutron.
+// NetworkViewFor adapts a network's view to the moment and the caller: a
+// network shared with the caller's project through RBAC shows as shared to
+// it, as in Neutron, and availability_zones are the zones of the DHCP
+// agents serving it now.
 func (s *Service) NetworkViewFor(ctx context.Context, v map[string]any) map[string]any {
-	if v["shared"] == true {
-		return v
-	}
 	id, _ := v["id"].(string)
-	if !s.grants(creds(ctx), id).Shared {
+	zones := s.networkZones(id)
+	shared := v["shared"] != true && s.grants(creds(ctx), id).Shared
+	if len(zones) == 0 && !shared {
 		return v
 	}
 	out := maps.Clone(v)
-	out["shared"] = true
+	if shared {
+		out["shared"] = true
+	}
+	if len(zones) > 0 {
+		out["availability_zones"] = zones
+	}
+	return out
+}
+
+// networkZones returns the sorted zones of the DHCP agents serving a network.
+func (s *Service) networkZones(netID string) []string {
+	var zones []string
+	for _, host := range s.idx.dhcpHosts(netID) {
+		if a, ok := cachedAs[*model.Agent](s, Agents, AgentID(host, model.AgentTypeDHCP)); ok && a.AvailabilityZone != "" && !slices.Contains(zones, a.AvailabilityZone) {
+			zones = append(zones, a.AvailabilityZone)
+		}
+	}
+	slices.Sort(zones)
+	return zones
+}
+
+// AvailabilityZones lists the zones of the DHCP agents as network zones,
+// available while one of their agents is alive (availability_zone).
+func (s *Service) AvailabilityZones(ctx context.Context) []map[string]any {
+	state := map[string]bool{}
+	for _, it := range s.cache.List(Agents) {
+		a := it.Value.(*model.Cached).Obj.(*model.Agent)
+		if a.AgentType != model.AgentTypeDHCP || a.AvailabilityZone == "" {
+			continue
+		}
+		state[a.AvailabilityZone] = state[a.AvailabilityZone] || s.AgentAlive(a) && a.AdminStateUp
+	}
+	out := []map[string]any{}
+	for _, name := range slices.Sorted(maps.Keys(state)) {
+		st := "unavailable"
+		if state[name] {
+			st = "available"
+		}
+		out = append(out, map[string]any{"name": name, "resource": "network", "state": st})
+	}
 	return out
 }
