@@ -161,3 +161,44 @@ func TestAvailabilityZonesSteerDHCP(t *testing.T) {
 		t.Fatalf("availability_zones: %v", got.Network["availability_zones"])
 	}
 }
+
+// TestExtendedBindingsMigrateAPort: a port bound to compute1 gets an
+// inactive binding to compute2, which activation makes the port's binding.
+func TestExtendedBindingsMigrateAPort(t *testing.T) {
+	e := start(t)
+	e.report("compute1", e.agentToken("compute1"), "10.250.0.1", nil)
+	e.report("compute2", e.agentToken("compute2"), "10.250.0.2", nil)
+	var net struct{ Network struct{ ID string } }
+	e.api("POST", "/v2.0/networks", map[string]any{"network": map[string]any{}}, &net)
+	var p struct{ Port map[string]any }
+	e.api("POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net.Network.ID, "binding:host_id": "compute1"}}, &p)
+	id := p.Port["id"].(string)
+	var b struct{ Binding map[string]any }
+	if code := e.api("POST", "/v2.0/ports/"+id+"/bindings", map[string]any{"binding": map[string]any{"host": "compute2"}}, &b); code != 201 {
+		t.Fatalf("create binding: %d", code)
+	}
+	if b.Binding["status"] != "INACTIVE" || b.Binding["vif_type"] != "bridge" {
+		t.Fatalf("new binding: %+v", b.Binding)
+	}
+	if code := e.api("POST", "/v2.0/ports/"+id+"/bindings", map[string]any{"binding": map[string]any{"host": "compute2"}}, nil); code != 409 {
+		t.Fatalf("duplicate binding: %d, want 409", code)
+	}
+	if code := e.api("PUT", "/v2.0/ports/"+id+"/bindings/compute2/activate", nil, &b); code != 200 || b.Binding["status"] != "ACTIVE" {
+		t.Fatalf("activate: %d %+v", code, b.Binding)
+	}
+	e.api("GET", "/v2.0/ports/"+id, nil, &p)
+	if p.Port["binding:host_id"] != "compute2" {
+		t.Fatalf("port host after activation: %v", p.Port["binding:host_id"])
+	}
+	var list struct{ Bindings []map[string]any }
+	e.api("GET", "/v2.0/ports/"+id+"/bindings", nil, &list)
+	if len(list.Bindings) != 2 || list.Bindings[1]["host"] != "compute1" || list.Bindings[1]["status"] != "INACTIVE" {
+		t.Fatalf("bindings: %+v", list.Bindings)
+	}
+	if code := e.api("DELETE", "/v2.0/ports/"+id+"/bindings/compute1", nil, nil); code != 204 {
+		t.Fatalf("delete inactive binding: %d", code)
+	}
+	if code := e.api("DELETE", "/v2.0/ports/"+id+"/bindings/compute9", nil, nil); code != 404 {
+		t.Fatalf("delete missing binding: %d, want 404", code)
+	}
+}

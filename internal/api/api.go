@@ -66,6 +66,7 @@ func New(cfg Config) *API {
 	a.ipAvailabilityRoutes()
 	a.dhcpAgentRoutes()
 	a.azRoutes()
+	a.bindingRoutes()
 	a.subnetPoolRoutes()
 	if cfg.Identity != nil {
 		a.mux.Handle("/identity", cfg.Identity)

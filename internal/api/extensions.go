@@ -39,6 +39,7 @@ var extensionList = []Extension{
 	{Alias: "port-security", Name: "Port Security", Description: "Provides port security", Updated: "2012-07-23T10:00:00-00:00"},
 	{Alias: "project-id", Name: "project_id field enabled", Description: "Extension that indicates that project_id field is enabled.", Updated: "2016-09-09T09:09:09-09:09"},
 	{Alias: "provider", Name: "Provider Network", Description: "Expose mapping of virtual networks to physical networks", Updated: "2012-09-07T10:00:00-00:00"},
+	{Alias: "binding-extended", Name: "Port Bindings Extended", Description: "Expose port bindings of a virtual port to external application", Updated: "2017-07-17T10:00:00-00:00"},
 	{Alias: "dhcp_agent_scheduler", Name: "DHCP Agent Scheduler", Description: "Schedule networks among dhcp agents", Updated: "2013-02-07T10:00:00-00:00"},
 	{Alias: "empty-string-filtering", Name: "Empty String Filtering Extension", Description: "Allow filtering by attributes with empty string value", Updated: "2018-05-01T10:00:00-00:00"},
 	{Alias: "filter-validation", Name: "Filter parameters validation", Description: "Provides validation on filter parameters.", Updated: "2018-07-04T10:00:00-00:00"},

@@ -51,6 +51,35 @@ type Port struct {
 	AllowedAddressPairs []AddressPair  `json:"allowed_address_pairs"`
 	SecurityGroups      []string       `json:"security_groups"`
 	ExtraDHCPOpts       []ExtraDHCPOpt `json:"extra_dhcp_opts"`
+	// InactiveBindings are bindings to other hosts made ahead of a live
+	// migration (binding-extended); the active one is the binding:* fields.
+	InactiveBindings []Binding `json:"inactive_bindings,omitempty"`
+}
+
+// Binding is one of a port's bindings to a host.
+type Binding struct {
+	Host       string         `json:"host"`
+	VIFType    string         `json:"vif_type"`
+	VIFDetails map[string]any `json:"vif_details"`
+	VNICType   string         `json:"vnic_type"`
+	Profile    map[string]any `json:"profile"`
+}
+
+// BindingView renders a binding with its status, as binding-extended shows it.
+func (p *Port) BindingView(b Binding, active bool) map[string]any {
+	status := "INACTIVE"
+	if active {
+		status = "ACTIVE"
+	}
+	return map[string]any{
+		"host": b.Host, "vif_type": b.VIFType, "vif_details": orEmpty(b.VIFDetails), "vnic_type": b.VNICType,
+		"profile": orEmpty(b.Profile), "status": status, "project_id": p.ProjectID,
+	}
+}
+
+// ActiveBinding returns the port's active binding as a Binding.
+func (p *Port) ActiveBinding() Binding {
+	return Binding{Host: p.HostID, VIFType: p.VIFType, VIFDetails: p.VIFDetails, VNICType: p.VNICType, Profile: p.Profile}
 }
 
 // ExtraDHCPOpt is a DHCP option a port's DHCP replies carry (extra_dhcp_opt).
