@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -287,24 +288,32 @@ func (c *collection) list(w http.ResponseWriter, r *http.Request) {
 	}
 	reverse := strings.EqualFold(q.Get("page_reverse"), "true")
 	cr := policy.From(r.Context())
-	var views []map[string]any
+	type entry struct {
+		view map[string]any
+		cv   *model.Cached
+	}
+	var entries []entry
 	for _, cv := range c.svc.Visible(r.Context(), c.name) {
 		if v := c.viewOf(r.Context(), cv.View); matches(v, filters) {
-			views = append(views, v)
+			entries = append(entries, entry{v, cv})
 		}
 	}
-	slices.SortFunc(views, func(a, b map[string]any) int { return compareViews(a, b, keys) })
+	cmpEntries := func(a, b entry) int { return compareViews(a.view, b.view, keys) }
+	if len(keys) == 1 && keys[0].attr == "id" && !keys[0].desc {
+		cmpEntries = func(a, b entry) int { return strings.Compare(a.cv.Obj.Std().ID, b.cv.Obj.Std().ID) }
+	}
+	slices.SortFunc(entries, cmpEntries)
 	if reverse {
-		slices.Reverse(views)
+		slices.Reverse(entries)
 	}
 	marker := q.Get("marker")
 	if marker != "" {
-		i := slices.IndexFunc(views, func(v map[string]any) bool { return v["id"] == marker })
+		i := slices.IndexFunc(entries, func(e entry) bool { return e.view["id"] == marker })
 		if i < 0 {
 			// The marker may itself be filtered out: start after its place.
 			if mv, ok := c.svc.CachedView(r.Context(), c.name, marker); ok {
-				i, _ = slices.BinarySearchFunc(views, mv, func(a, b map[string]any) int {
-					c := compareViews(a, b, keys)
+				i, _ = slices.BinarySearchFunc(entries, mv, func(a entry, b map[string]any) int {
+					c := compareViews(a.view, b, keys)
 					if reverse {
 						c = -c
 					}
@@ -313,14 +322,35 @@ func (c *collection) list(w http.ResponseWriter, r *http.Request) {
 				i--
 			}
 		}
-		views = views[i+1:]
+		entries = entries[i+1:]
 	}
-	more := limit > 0 && len(views) > limit
+	more := limit > 0 && len(entries) > limit
 	if more {
-		views = views[:limit]
+		entries = entries[:limit]
 	}
 	if reverse {
-		slices.Reverse(views)
+		slices.Reverse(entries)
+	}
+	views := make([]map[string]any, len(entries))
+	for i, e := range entries {
+		views[i] = e.view
+	}
+	var links []any
+	if limit > 0 {
+		links = pageLinks(r, c.path, views, limit, more, marker != "", reverse)
+	}
+	if len(fields) == 0 && c.decorate == nil {
+		// The common case: write each object's cached encoding.
+		variant, hidden := 0, policy.HiddenAttributes(cr, c.name)
+		if len(hidden) > 0 {
+			variant = 1
+		}
+		items := make([][]byte, len(entries))
+		for i, e := range entries {
+			items[i] = e.cv.JSON(variant, hidden)
+		}
+		writeList(w, c.name, items, links, limit > 0)
+		return
 	}
 	out := make([]any, len(views))
 	for i, v := range views {
@@ -328,9 +358,43 @@ func (c *collection) list(w http.ResponseWriter, r *http.Request) {
 	}
 	body := map[string]any{c.name: out}
 	if limit > 0 {
-		body[c.name+"_links"] = pageLinks(r, c.path, views, limit, more, marker != "", reverse)
+		body[c.name+"_links"] = links
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// writeList writes {"<name>": [items...], "<name>_links": links} from
+// already encoded items.
+func writeList(w http.ResponseWriter, name string, items [][]byte, links []any, withLinks bool) {
+	size := len(name) + 32
+	for _, it := range items {
+		size += len(it) + 1
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, `{"`...)
+	buf = append(buf, name...)
+	buf = append(buf, `":[`...)
+	for i, it := range items {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, it...)
+	}
+	buf = append(buf, ']')
+	if withLinks {
+		lb, err := json.Marshal(links)
+		if err != nil {
+			lb = []byte("[]")
+		}
+		buf = append(buf, `,"`...)
+		buf = append(buf, name...)
+		buf = append(buf, `_links":`...)
+		buf = append(buf, lb...)
+	}
+	buf = append(buf, '}')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf)
 }
 
 // pageLinks builds Neutron's next/previous links.
