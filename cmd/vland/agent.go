@@ -31,6 +31,8 @@ func runAgent(args []string) error {
 	fs.StringVar(&cfg.AvailabilityZone, "availability-zone", "nova", "availability zone reported for this host")
 	fs.StringVar(&cfg.NamespacePrefix, "namespace-prefix", "", "prefix of the namespaces the agent creates (qdhcp-, qrouter-); empty in production")
 	fs.DurationVar(&cfg.ReportInterval, "report-interval", 10*time.Second, "heartbeat interval")
+	fs.DurationVar(&cfg.DHCPLeaseTime, "dhcp-lease-time", 24*time.Hour, "DHCP lease offered to VMs (Neutron's dhcp_lease_duration); negative: infinite")
+	fs.StringVar(&cfg.DNSDomain, "dns-domain", agent.DefaultDNSDomain, "domain handed out by DHCP (option 15)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

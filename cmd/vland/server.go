@@ -41,6 +41,7 @@ func runServer(args []string) error {
 	baseMAC := fs.String("base-mac", "fa:16:3e:00:00:00", "base MAC address; the first three octets are kept")
 	fs.DurationVar(&cfg.Service.AgentDownTime, "agent-down-time", 30*time.Second, "time after an agent's last heartbeat at which it is dead")
 	fs.IntVar(&cfg.Service.DHCPAgentsPerNetwork, "dhcp-agents-per-network", 1, "network hosts serving each network's DHCP")
+	urlFile := fs.String("url-file", "", "write the server's URL to this file once it listens (with --listen 127.0.0.1:0)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -68,6 +69,18 @@ func runServer(args []string) error {
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if *urlFile != "" {
+		// Written whole under a temporary name, so a reader never sees half.
+		tmp := *urlFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(srv.URL+"\n"), 0o644); err != nil {
+			srv.Close()
+			return fmt.Errorf("--url-file: %w", err)
+		}
+		if err := os.Rename(tmp, *urlFile); err != nil {
+			srv.Close()
+			return fmt.Errorf("--url-file: %w", err)
+		}
 	}
 	go func() {
 		<-ctx.Done()

@@ -18,10 +18,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vland/vland/internal/agentapi"
+	"github.com/vland/vland/internal/dataplane/dhcp"
 	"github.com/vland/vland/internal/dataplane/l2"
+	"github.com/vland/vland/internal/dataplane/qdhcp"
 )
 
 // Config is an agent's configuration.
@@ -40,7 +43,13 @@ type Config struct {
 	// collide; production agents leave it empty and use Neutron's names.
 	NamespacePrefix string
 	ReportInterval  time.Duration
-	Logger          *slog.Logger
+	// DHCPLeaseTime is the lease the agent's DHCP servers offer: 0 means
+	// 24 hours (Neutron's dhcp_lease_duration), negative an infinite lease.
+	DHCPLeaseTime time.Duration
+	// DNSDomain is the domain handed out by DHCP (option 15); empty means
+	// "openstacklocal".
+	DNSDomain string
+	Logger    *slog.Logger
 }
 
 // Agent is a running host agent.
@@ -49,7 +58,12 @@ type Agent struct {
 	log    *slog.Logger
 	client *Client
 	l2     *l2.Manager
+	qdhcp  *qdhcp.Manager
 	start  time.Time
+	dhcp   dhcpConfig
+	// dhcpNetworks counts the networks whose DHCP service was ready after
+	// the last reconcile, for the heartbeat.
+	dhcpNetworks atomic.Int64
 
 	mu       sync.Mutex
 	rev      int64
@@ -73,19 +87,27 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Host == "" {
 		return nil, errors.New("agent needs a host name")
 	}
+	log := cfg.Logger.With("host", cfg.Host)
 	m, err := l2.New(cfg.NetNS, l2.Options{Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
+	q, err := qdhcp.New(cfg.NetNS, qdhcp.Options{Prefix: cfg.NamespacePrefix, Logger: log})
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	return &Agent{
-		cfg: cfg, log: cfg.Logger.With("host", cfg.Host), client: NewClient(cfg.Server, cfg.Host, cfg.Token), l2: m,
+		cfg: cfg, log: log, client: NewClient(cfg.Server, cfg.Host, cfg.Token), l2: m, qdhcp: q,
+		dhcp:  dhcpConfig{LeaseTime: cfg.DHCPLeaseTime, Domain: normalizeDomain(cfg.DNSDomain)},
 		start: time.Now().UTC(), networks: map[string]agentapi.Network{}, subnets: map[string]agentapi.Subnet{}, ports: map[string]agentapi.Port{},
 		kick: make(chan struct{}, 1), reported: map[string]string{},
 	}, nil
 }
 
-// Close releases the agent's netlink handles; the data plane stays as it is.
-func (a *Agent) Close() error { return a.l2.Close() }
+// Close stops the agent's DHCP servers and releases its netlink handles;
+// the data plane (namespaces and links) stays as it is, for the next agent.
+func (a *Agent) Close() error { return errors.Join(a.qdhcp.Close(), a.l2.Close()) }
 
 // Run follows the server and converges the host until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
@@ -245,10 +267,34 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 	}
 }
 
-// desired translates the host view into the L2 data plane's terms.
-func (a *Agent) desired() (l2.Desired, map[string]string, bool) {
+// desired is what the host should be, in the data-plane packages' terms.
+type desired struct {
+	l2 l2.Desired
+	// taps maps the tap of every local port to the port's ID.
+	taps map[string]string
+	// dhcp are the DHCP services of the host; dhcpPorts maps the ID of
+	// every local DHCP port to its network's.
+	dhcp      []qdhcp.Service
+	dhcpPorts map[string]string
+	synced    bool
+}
+
+// desired translates the host view into the data plane's terms. Every local
+// port's tap, DHCP ports' included, is in the L2 plan: the L2 reconcile
+// enslaves the host end of a DHCP port's veth pair like a VM's tap.
+func (a *Agent) desired() desired {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	out := desired{
+		dhcp:      dhcpServices(a.networks, a.subnets, a.ports, a.dhcp),
+		dhcpPorts: map[string]string{},
+		synced:    a.synced,
+	}
+	for _, p := range a.ports {
+		if p.Local && p.DeviceOwner == OwnerDHCP {
+			out.dhcpPorts[p.ID] = p.NetworkID
+		}
+	}
 	d := l2.Desired{LocalIP: a.cfg.LocalIP}
 	taps := map[string]string{} // tap -> port id
 	byNet := map[string]*l2.Network{}
@@ -284,18 +330,39 @@ func (a *Agent) desired() (l2.Desired, map[string]string, bool) {
 		}
 		n.Remotes = append(n.Remotes, r)
 	}
-	return d, taps, a.synced
+	out.l2, out.taps = d, taps
+	return out
 }
 
 // reconcile converges once and reports what changed for local ports.
+//
+// DHCP comes first: running servers get their new tables at once, and a new
+// DHCP port's veth pair exists before the L2 reconcile, which then enslaves
+// its tap in the same pass. On an agent restart this is also where the
+// servers start again, before the L2 plan is even read.
 func (a *Agent) reconcile(ctx context.Context) {
-	d, taps, synced := a.desired()
-	if !synced {
+	want := a.desired()
+	if !want.synced {
 		// Before the first list the agent knows nothing: touching the
 		// kernel now could tear down what is right.
 		return
 	}
-	res, err := a.l2.Reconcile(ctx, d)
+	taps := want.taps
+	qres, err := a.qdhcp.Reconcile(ctx, want.dhcp)
+	if err != nil {
+		a.log.Error("DHCP reconcile failed", "err", err)
+	} else if err := qres.Err(); err != nil {
+		a.log.Warn("DHCP reconcile incomplete; retrying soon", "err", err)
+		time.AfterFunc(2*time.Second, a.trigger)
+	}
+	ready := 0
+	for _, st := range qres.Services {
+		if st.Ready {
+			ready++
+		}
+	}
+	a.dhcpNetworks.Store(int64(ready))
+	res, err := a.l2.Reconcile(ctx, want.l2)
 	if err != nil {
 		a.log.Error("reconcile failed", "err", err)
 	} else if err := res.Err(); err != nil {
@@ -306,6 +373,13 @@ func (a *Agent) reconcile(ctx context.Context) {
 		st := "DOWN"
 		if ts, ok := res.Taps[tap]; ok && ts.Wired {
 			st = "ACTIVE"
+		}
+		// A DHCP port is ACTIVE once its tap is wired and its namespace
+		// and server are ready.
+		if netID, ok := want.dhcpPorts[id]; ok {
+			if qs, ok := qres.Services[netID]; !ok || !qs.Ready || qs.Tap != tap {
+				st = "DOWN"
+			}
 		}
 		if a.reported[id] != st {
 			statuses[id] = st
@@ -347,8 +421,22 @@ func (a *Agent) info() agentapi.AgentInfo {
 			"interface_mappings": orEmpty(a.cfg.InterfaceMappings), "tunnel_types": tunnelTypes(a.cfg.LocalIP),
 			"l2_population": true, "vlan_supported": a.l2.SupportsVLAN(), "local_ip": ipString(a.cfg.LocalIP),
 			"roles": roles, "hostname": hostname(),
+			"dhcp_lease_duration": leaseSeconds(a.dhcp.LeaseTime), "dns_domain": a.dhcp.Domain,
+			"dhcp_networks": a.dhcpNetworks.Load(),
 		},
 	}
+}
+
+// leaseSeconds is a lease time as Neutron's dhcp_lease_duration: seconds,
+// -1 for infinite.
+func leaseSeconds(d time.Duration) int64 {
+	switch {
+	case d < 0:
+		return -1
+	case d == 0:
+		return int64(dhcp.DefaultLeaseTime / time.Second)
+	}
+	return int64(d / time.Second)
 }
 
 func orEmpty(m map[string]string) map[string]string {

@@ -251,12 +251,17 @@ func Down(name, dir string, log *slog.Logger) error {
 	return nil
 }
 
-// stopProcesses ends the agents (SIGKILL: they keep no state worth a
-// goodbye) and then the server (SIGTERM, for etcd's sake), and any process
-// whose command line points into dir.
+// stopProcesses ends the VMs' DHCP clients and the agents (SIGKILL: they
+// keep no state worth a goodbye), then the server (SIGTERM, for etcd's
+// sake), and any process whose command line points into dir.
 func stopProcesses(st *State, dir string, log *slog.Logger) []error {
 	var errs []error
 	if st != nil {
+		for _, v := range st.VMs {
+			if !v.DHCPClient.kill(syscall.SIGKILL, 5*time.Second) {
+				errs = append(errs, fmt.Errorf("DHCP client of VM %s (pid %d) does not end", v.Name, v.DHCPClient.PID))
+			}
+		}
 		for _, h := range st.Hosts {
 			if !h.Agent.kill(syscall.SIGKILL, 5*time.Second) {
 				errs = append(errs, fmt.Errorf("agent of %s (pid %d) does not end", h.Name, h.Agent.PID))
@@ -289,7 +294,7 @@ func removeFiles(dir string, log *slog.Logger) []error {
 	for _, e := range entries {
 		n := e.Name()
 		ours := n == stateFile || n == stateFile+".tmp" || n == ".lock" || n == cloudsFile ||
-			n == "logs" || n == "server" || filepath.Ext(n) == ".token"
+			n == "logs" || n == "server" || n == serverURLFile || n == serverURLFile+".tmp" || n == dhcpDir || filepath.Ext(n) == ".token"
 		if !ours {
 			continue
 		}

@@ -13,6 +13,9 @@
 //	<p>-network1..M      endpoint) pairs with <p>-<host> on the fabric bridge
 //	<p>-vm-NAME          one namespace per VM; eth0 (the port's MAC and MTU)
 //	                     pairs with tap<portid11> inside its host's namespace
+//	<p>-HOST-qdhcp-NETID the DHCP namespaces a host's agent makes (its
+//	                     --namespace-prefix is <p>-HOST-, so each agent owns
+//	                     its own and two network hosts can serve one network)
 //
 // X is a byte of the same hash, so two clusters' underlays differ too, though
 // they could not meet anyway: each fabric is a namespace of its own. Inside
@@ -28,6 +31,20 @@
 // cluster up where `vland dev up` left it. <dir> defaults to
 // /var/lib/vland/dev/<N>; /run/vland/dev/<p> records which cluster owns the
 // prefix and where its directory is.
+//
+// # VM addresses
+//
+// A VM whose port has an address in a DHCP-enabled IPv4 subnet, on a network
+// that has a DHCP port (the server schedules one to a network host), gets
+// that address, its routes (option 121 included) and the MTU by DHCP from
+// Debian's busybox udhcpc, started in the VM's namespace and left running to
+// renew like a guest's client (its pid is in state.json; `vm delete` and
+// Down end it). udhcpc runs <dir>/dhcp/udhcpc.script, which configures only
+// the VM namespace's eth0 (no resolv.conf) and records each lease in
+// <dir>/dhcp/<vm>.lease; CreateVM fails, naming the VM and its port, when no
+// lease arrives in time. Other addresses (IPv6, subnets without DHCP, and
+// networks without a DHCP port or clusters without a network host) are
+// configured statically.
 //
 // # Network safety
 //

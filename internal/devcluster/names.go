@@ -94,6 +94,13 @@ func hostNS(p, host string) string         { return p + "-" + host }
 func hostFabricLink(p, host string) string { return p + "-" + host }
 func vmNS(p, vm string) string             { return p + "-vm-" + vm }
 
+// agentNSPrefix is the --namespace-prefix of a host's agent: the cluster's
+// prefix and the host's name, so the DHCP (and later router) namespaces of
+// each host are its own (<p>-network1-qdhcp-<netid>): an agent removes the
+// namespaces of its prefix that it does not want, and two network hosts
+// serve the same network side by side.
+func agentNSPrefix(p, host string) string { return p + "-" + host + "-" }
+
 // hostUplink is the host namespace's side of its fabric veth.
 const hostUplink = "eth1"
 

@@ -18,6 +18,13 @@ import (
 // output to logPath, and returns its identity. The process outlives the
 // caller; a goroutine reaps it should it end while the caller still runs.
 func startDetached(binary string, args, env []string, logPath string) (Proc, error) {
+	return startDetachedIn("", binary, args, env, logPath)
+}
+
+// startDetachedIn is startDetached inside the named network namespace ns
+// ("" for the caller's own): the child is forked from a thread switched
+// into it, so it and its children live there.
+func startDetachedIn(ns, binary string, args, env []string, logPath string) (Proc, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return Proc{}, fmt.Errorf("create log directory: %w", err)
 	}
@@ -30,7 +37,11 @@ func startDetached(binary string, args, env []string, logPath string) (Proc, err
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if ns != "" {
+		start = func() error { return startInNS(ns, cmd) }
+	}
+	if err := start(); err != nil {
 		return Proc{}, fmt.Errorf("start %s: %w", binary, err)
 	}
 	// Read the start time before anything reaps the child: until then even
@@ -107,7 +118,9 @@ func (p Proc) stop(grace time.Duration) error {
 
 // procsNaming returns the processes whose command line has an argument
 // starting with dir+"/": the processes of a cluster whose state.json is
-// lost (its server's --data-dir and its agents' --token-file are there).
+// lost (its server's --data-dir and its agents' --token-file are there, and
+// its VMs' DHCP clients run the script there). Only vland and busybox
+// udhcpc processes are considered.
 func procsNaming(dir string) []Proc {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -126,7 +139,7 @@ func procsNaming(dir string) []Proc {
 			continue
 		}
 		args := strings.Split(string(cmdline), "\x00")
-		if len(args) == 0 || !strings.HasPrefix(filepath.Base(args[0]), "vland") {
+		if len(args) == 0 || !clusterBinary(filepath.Base(args[0])) {
 			continue
 		}
 		for _, a := range args[1:] {
@@ -139,6 +152,12 @@ func procsNaming(dir string) []Proc {
 		}
 	}
 	return out
+}
+
+// clusterBinary reports whether a program name is one a cluster runs: vland
+// itself, or udhcpc (possibly as a busybox applet) in its VMs.
+func clusterBinary(base string) bool {
+	return strings.HasPrefix(base, "vland") || base == "udhcpc" || base == "busybox"
 }
 
 // tail returns the last n bytes of a log, for error messages.

@@ -72,6 +72,11 @@ type VM struct {
 	// CIDRs are the VM's addresses with their subnets' prefix lengths.
 	CIDRs []string `json:"cidrs"`
 	MTU   int      `json:"mtu"`
+	// DHCP: the VM's IPv4 address, routes and MTU come from a DHCP lease,
+	// obtained and renewed by DHCPClient (busybox udhcpc running in the VM's
+	// namespace); otherwise they were configured statically.
+	DHCP       bool `json:"dhcp,omitempty"`
+	DHCPClient Proc `json:"dhcp_client,omitzero"`
 }
 
 const stateFile = "state.json"

@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -160,43 +158,42 @@ func (c *Cluster) build(ctx context.Context, o Options) error {
 	return nil
 }
 
-// startServer starts `vland server` on a free loopback port and waits until
-// it answers; a port taken between choosing and binding is retried.
+// startServer starts `vland server` on a loopback port the kernel picks
+// and learns it from the URL file the server writes once it listens: a
+// port chosen beforehand could be taken by a parallel cluster's server, and
+// then this cluster would talk to the other one.
 func (c *Cluster) startServer(ctx context.Context) error {
 	st := c.st
-	var err error
-	for range 3 {
-		var port int
-		if port, err = freePort(); err != nil {
-			return err
-		}
-		url := "http://127.0.0.1:" + strconv.Itoa(port)
-		args := []string{"server", "--listen", "127.0.0.1:" + strconv.Itoa(port),
-			"--data-dir", filepath.Join(st.Dir, "server"), "--agent-down-time", st.AgentDownTime}
-		logPath := filepath.Join(st.Dir, "logs", "server.log")
-		p, serr := startDetached(st.Binary, args, []string{"VLAND_ADMIN_PASSWORD=" + st.AdminPassword}, logPath)
-		if serr != nil {
-			return serr
-		}
-		st.Server, st.ServerURL = p, url
-		if err := st.save(); err != nil {
-			return err
-		}
-		err = waitServer(ctx, url, p, logPath)
-		if err == nil || !strings.Contains(err.Error(), "address already in use") {
-			return err
-		}
-	}
-	return err
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	urlFile := filepath.Join(st.Dir, serverURLFile)
+	_ = os.Remove(urlFile)
+	args := []string{"server", "--listen", "127.0.0.1:0", "--url-file", urlFile,
+		"--data-dir", filepath.Join(st.Dir, "server"), "--agent-down-time", st.AgentDownTime}
+	logPath := filepath.Join(st.Dir, "logs", "server.log")
+	p, err := startDetached(st.Binary, args, []string{"VLAND_ADMIN_PASSWORD=" + st.AdminPassword}, logPath)
 	if err != nil {
-		return 0, fmt.Errorf("pick a loopback port: %w", err)
+		return err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	st.Server = p
+	var url string
+	err = poll(ctx, serverReadyTimeout, 50*time.Millisecond, "server URL file", func() (bool, error) {
+		if !p.Running() {
+			return false, permanent{fmt.Errorf("server exited: %s", tail(logPath, 2000))}
+		}
+		b, err := os.ReadFile(urlFile)
+		if err != nil {
+			return false, nil
+		}
+		url = strings.TrimSpace(string(b))
+		return url != "", nil
+	})
+	if err != nil {
+		return err
+	}
+	st.ServerURL = url
+	if err := st.save(); err != nil {
+		return err
+	}
+	return waitServer(ctx, url, p, logPath)
 }
 
 // waitServer polls the identity version document until it answers.
@@ -234,7 +231,7 @@ func (c *Cluster) startAgent(h Host) (Proc, error) {
 	st := c.st
 	args := []string{"agent", "--host", h.Name, "--netns", h.Namespace, "--local-ip", h.LocalIP,
 		"--server", st.ServerURL, "--token-file", tokenPath(st, h.Name), "--roles", h.Role,
-		"--report-interval", st.ReportInterval, "--namespace-prefix", st.Prefix + "-"}
+		"--report-interval", st.ReportInterval, "--namespace-prefix", agentNSPrefix(st.Prefix, h.Name)}
 	p, err := startDetached(st.Binary, args, nil, filepath.Join(st.Dir, "logs", "agent-"+h.Name+".log"))
 	if err != nil {
 		return Proc{}, fmt.Errorf("agent of %s: %w", h.Name, err)
@@ -309,3 +306,6 @@ func startedSince(startedAt string, t time.Time) bool {
 	}
 	return err == nil && !s.Before(t.UTC().Truncate(time.Second))
 }
+
+// serverURLFile is where the server writes its URL once it listens.
+const serverURLFile = "server.url"

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"os/exec"
 	"slices"
 	"time"
@@ -30,6 +31,9 @@ type VMOptions struct {
 	Host    string // default: the compute host with the fewest VMs
 	Cloud   string // default: <N>-demo
 	IP      string // a fixed IP to ask for (default: IPAM chooses)
+	// DHCPTimeout bounds the wait for the VM's DHCP lease once its port is
+	// ACTIVE (default 30s).
+	DHCPTimeout time.Duration
 }
 
 // port is the part of a Neutron port the cluster reads.
@@ -54,7 +58,12 @@ type network struct {
 
 // CreateVM creates a port on the network as the cloud's project, binds it to
 // a host as admin, builds the VM namespace wired to the port's tap on that
-// host, and waits until the port is ACTIVE. On failure nothing is left.
+// host, and waits until the port is ACTIVE. When the port has an address in
+// a DHCP-enabled IPv4 subnet and the network has a DHCP port, the VM then
+// obtains that address, its routes and MTU by DHCP with busybox udhcpc,
+// which keeps running in the VM's namespace (see obtainLease); otherwise
+// its addresses and default routes are configured statically. On failure
+// nothing is left.
 func (c *Cluster) CreateVM(ctx context.Context, o VMOptions) (*VM, error) {
 	if err := validVMName(o.Name); err != nil {
 		return nil, err
@@ -78,7 +87,10 @@ func (c *Cluster) CreateVM(ctx context.Context, o VMOptions) (*VM, error) {
 	if err := c.update(func(st *State) error { return reserveVM(st, &vm) }); err != nil {
 		return nil, err
 	}
-	if err := c.wireVM(ctx, cl, &vm, o.IP); err != nil {
+	if o.DHCPTimeout <= 0 {
+		o.DHCPTimeout = dhcpLeaseTimeout
+	}
+	if err := c.wireVM(ctx, cl, &vm, o); err != nil {
 		return nil, errors.Join(err, c.DeleteVM(context.WithoutCancel(ctx), o.Name))
 	}
 	c.log.Info("VM ready", "vm", vm.Name, "host", vm.Host, "ip", vm.IP, "port", vm.PortID)
@@ -118,10 +130,11 @@ func reserveVM(st *State, vm *VM) error {
 	return nil
 }
 
-// wireVM creates and binds the port, builds the namespace and waits for
-// the port to become ACTIVE, recording progress in the state.
-func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, ip string) error {
-	p, err := createPort(ctx, cl, vm, ip)
+// wireVM creates and binds the port, builds the namespace, waits for the
+// port to become ACTIVE and, when the VM uses DHCP, for its lease,
+// recording progress in the state.
+func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, o VMOptions) error {
+	p, err := createPort(ctx, cl, vm, o.IP)
 	if err != nil {
 		return err
 	}
@@ -132,18 +145,39 @@ func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, ip string) err
 	if err := c.bindPort(ctx, vm); err != nil {
 		return err
 	}
-	addrs, gws, err := portAddresses(ctx, cl, p)
+	addrs, err := portAddresses(ctx, cl, p)
 	if err != nil {
 		return err
 	}
 	for _, a := range addrs {
-		vm.CIDRs = append(vm.CIDRs, a.String())
-		if vm.IP == "" && a.Addr().Is4() {
-			vm.IP = a.Addr().String()
+		vm.CIDRs = append(vm.CIDRs, a.Prefix.String())
+		if vm.IP == "" && a.Prefix.Addr().Is4() {
+			vm.IP = a.Prefix.Addr().String()
 		}
 	}
 	if vm.IP == "" && len(addrs) > 0 {
-		vm.IP = addrs[0].Addr().String()
+		vm.IP = addrs[0].Prefix.Addr().String()
+	}
+	if vm.DHCP, err = c.useDHCP(ctx, vm, addrs); err != nil {
+		return err
+	}
+	// The DHCP client configures the port's first address in a
+	// DHCP-enabled IPv4 subnet (a DHCP server answers a MAC with one
+	// address, that one), with the IPv4 routes and the MTU; the rest is
+	// static.
+	var static []netip.Prefix
+	var gws []netip.Addr
+	var lease netip.Prefix
+	for _, a := range addrs {
+		if vm.DHCP && a.DHCP && !lease.IsValid() {
+			lease = a.Prefix
+			continue
+		}
+		static = append(static, a.Prefix)
+		if a.Gateway.IsValid() && !(vm.DHCP && a.Gateway.Is4()) &&
+			!slices.ContainsFunc(gws, func(g netip.Addr) bool { return g.Is4() == a.Gateway.Is4() }) {
+			gws = append(gws, a.Gateway)
+		}
 	}
 	if err := c.saveVM(*vm); err != nil {
 		return err
@@ -152,10 +186,20 @@ func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, ip string) err
 	if err != nil {
 		return err
 	}
-	if err := buildVM(*vm, host.Namespace, addrs, gws); err != nil {
+	mtu := vm.MTU
+	if vm.DHCP {
+		mtu = 0 // the kernel's default until the lease sets the network's
+	}
+	if err := buildVM(*vm, host.Namespace, static, gws, mtu); err != nil {
 		return err
 	}
-	return c.waitPortStatus(ctx, vm.PortID, "ACTIVE", portActiveTimeout)
+	if err := c.waitPortStatus(ctx, vm.PortID, "ACTIVE", portActiveTimeout); err != nil {
+		return err
+	}
+	if vm.DHCP {
+		return c.obtainLease(ctx, vm, lease, o.DHCPTimeout)
+	}
+	return nil
 }
 
 func (c *Cluster) saveVM(vm VM) error {
@@ -247,42 +291,42 @@ func (c *Cluster) bindPort(ctx context.Context, vm *VM) error {
 }
 
 // portAddresses returns the port's addresses with their subnets' prefix
-// lengths, and the subnets' gateways (one per family at most).
-func portAddresses(ctx context.Context, cl *Client, p port) ([]netip.Prefix, []netip.Addr, error) {
-	var addrs []netip.Prefix
-	var gws []netip.Addr
+// lengths, gateways and whether DHCPv4 serves them.
+func portAddresses(ctx context.Context, cl *Client, p port) ([]portAddr, error) {
+	var addrs []portAddr
 	for _, f := range p.FixedIPs {
 		var out struct {
 			Subnet struct {
-				CIDR      string `json:"cidr"`
-				GatewayIP string `json:"gateway_ip"`
+				CIDR       string `json:"cidr"`
+				GatewayIP  string `json:"gateway_ip"`
+				EnableDHCP bool   `json:"enable_dhcp"`
 			} `json:"subnet"`
 		}
 		if err := cl.Do(ctx, http.MethodGet, "/v2.0/subnets/"+url.PathEscape(f.SubnetID), nil, &out); err != nil {
-			return nil, nil, fmt.Errorf("subnet of %s: %w", f.IPAddress, err)
+			return nil, fmt.Errorf("subnet of %s: %w", f.IPAddress, err)
 		}
 		sn, err := netip.ParsePrefix(out.Subnet.CIDR)
 		if err != nil {
-			return nil, nil, fmt.Errorf("subnet %s cidr: %w", f.SubnetID, err)
+			return nil, fmt.Errorf("subnet %s cidr: %w", f.SubnetID, err)
 		}
 		ip, err := netip.ParseAddr(f.IPAddress)
 		if err != nil {
-			return nil, nil, fmt.Errorf("port address: %w", err)
+			return nil, fmt.Errorf("port address: %w", err)
 		}
-		addrs = append(addrs, netip.PrefixFrom(ip, sn.Bits()))
-		if gw, err := netip.ParseAddr(out.Subnet.GatewayIP); err == nil &&
-			!slices.ContainsFunc(gws, func(g netip.Addr) bool { return g.Is4() == gw.Is4() }) {
-			gws = append(gws, gw)
+		a := portAddr{Prefix: netip.PrefixFrom(ip, sn.Bits()), DHCP: out.Subnet.EnableDHCP && ip.Is4()}
+		if gw, err := netip.ParseAddr(out.Subnet.GatewayIP); err == nil {
+			a.Gateway = gw
 		}
+		addrs = append(addrs, a)
 	}
-	return addrs, gws, nil
+	return addrs, nil
 }
 
-// buildVM creates the VM namespace: eth0 with the port's MAC and MTU, its
-// veth peer tap<port11> created directly in the host namespace (up, with
-// the MAC a hypervisor gives taps: fe: and the port MAC's last five bytes),
-// the addresses and default routes.
-func buildVM(vm VM, hostNS string, addrs []netip.Prefix, gws []netip.Addr) error {
+// buildVM creates the VM namespace: eth0 with the port's MAC and the given
+// MTU (0: the kernel's default), its veth peer tap<port11> created directly
+// in the host namespace (up, with the MAC a hypervisor gives taps: fe: and
+// the port MAC's last five bytes), the static addresses and default routes.
+func buildVM(vm VM, hostNS string, addrs []netip.Prefix, gws []netip.Addr, mtu int) error {
 	mac, err := net.ParseMAC(vm.MAC)
 	if err != nil {
 		return fmt.Errorf("port MAC: %w", err)
@@ -305,7 +349,7 @@ func buildVM(vm VM, hostNS string, addrs []netip.Prefix, gws []netip.Addr) error
 	defer hostFd.Close()
 	tap := l2.TapName(vm.PortID)
 	la := netlink.NewLinkAttrs()
-	la.Name, la.HardwareAddr, la.MTU = vmIface, mac, vm.MTU
+	la.Name, la.HardwareAddr, la.MTU = vmIface, mac, mtu
 	tapMAC := append(net.HardwareAddr{0xfe}, mac[1:]...)
 	veth := &netlink.Veth{LinkAttrs: la, PeerName: tap, PeerHardwareAddr: tapMAC, PeerNamespace: netlink.NsFd(hostFd)}
 	if err := h.LinkAdd(veth); err != nil {
@@ -355,14 +399,20 @@ func (c *Cluster) waitPortStatus(ctx context.Context, portID, status string, tim
 	return nil
 }
 
-// DeleteVM deletes the VM's port (as admin) and its namespace, and forgets
-// it; a VM or port already gone is no error.
+// DeleteVM stops the VM's DHCP client, deletes its port (as admin) and its
+// namespace, and forgets it; a VM or port already gone is no error.
 func (c *Cluster) DeleteVM(ctx context.Context, name string) error {
 	vm, err := c.VM(name)
 	if err != nil {
 		return err
 	}
 	var errs []error
+	if err := stopDHCPClient(vm); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(c.leaseFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
 	if vm.PortID != "" {
 		if err := c.Admin().Do(ctx, http.MethodDelete, "/v2.0/ports/"+vm.PortID, nil, nil); err != nil && !IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete port of VM %s: %w", name, err))
