@@ -18,6 +18,7 @@ type index struct {
 	owned map[string]map[string]*holdings  // kind → project → holdings
 	ips   map[string]map[netip.Addr]string // subnet → address → port id
 	dhcp  map[string]map[string]string     // network → DHCP port id → host
+	macs  map[string]map[string]string     // network → MAC → port id
 }
 
 // holdings are a project's objects of one kind and the quota slots they hold.
@@ -39,6 +40,7 @@ func (ix *index) Reset() {
 	ix.owned = map[string]map[string]*holdings{}
 	ix.ips = map[string]map[netip.Addr]string{}
 	ix.dhcp = map[string]map[string]string{}
+	ix.macs = map[string]map[string]string{}
 }
 
 // Change implements store.Indexer.
@@ -91,6 +93,16 @@ func (ix *index) apply(kind, id string, obj model.Object, add bool) {
 		}
 	}
 	if p, ok := obj.(*model.Port); ok {
+		macs := ix.macs[p.NetworkID]
+		if add {
+			if macs == nil {
+				macs = map[string]string{}
+				ix.macs[p.NetworkID] = macs
+			}
+			macs[p.MACAddress] = id
+		} else if macs[p.MACAddress] == id {
+			delete(macs, p.MACAddress)
+		}
 		for _, f := range p.FixedIPs {
 			used := ix.ips[f.SubnetID]
 			if add {
@@ -150,4 +162,12 @@ func (ix *index) dhcpHosts(network string) []string {
 		out = append(out, h)
 	}
 	return out
+}
+
+// macUsed reports whether a MAC is held by a port of a network.
+func (ix *index) macUsed(network, mac string) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	_, used := ix.macs[network][mac]
+	return used
 }

@@ -265,9 +265,10 @@ func (s *Service) planMAC(ctx context.Context, p *portPlan, port *model.Port, gi
 			port.MACAddress = s.randomMAC()
 		}
 		key := s.st.Keys.MACAlloc(port.NetworkID, port.MACAddress)
-		inUse := p.taken[key]
-		// A generated MAC is checked by the transaction alone: a collision
-		// among 2^24 is rare enough that a retry is cheaper than a read.
+		// The index knows the network's MACs: a generated one is checked
+		// there (a full network makes collisions likely: 100,000 ports hold
+		// 0.6% of the 2^24 MACs of a base), the transaction settles races.
+		inUse := p.taken[key] || !given && s.idx.macUsed(port.NetworkID, port.MACAddress)
 		if !inUse && given {
 			resp, err := s.st.Client.Get(ctx, key, clientv3.WithCountOnly(), clientv3.WithSerializable())
 			if err != nil {
