@@ -1,11 +1,16 @@
 #!/bin/sh
-# Runs vland's API benchmark against a server it starts itself, after
-# printing what machine the figures come from. Builds nothing: `make bench`
-# builds the binary first. See BENCHMARKS.md.
+# Runs vland's benchmarks after printing what machine the figures come
+# from: the API benchmark against a server it starts itself, then (as root)
+# the data-plane benchmark on a dev cluster it builds and removes itself.
+# Builds nothing: `make bench` builds the binary first. See BENCHMARKS.md.
 #
 # usage: scripts/bench.sh path/to/vland [extra `vland bench api` flags]
-# env:   BENCH_CLIENTS (16), BENCH_PORTS (10000), BENCH_NETWORKS (4),
-#        BENCH_LISTS (50), BENCH_ARGS (more flags, e.g. "--json")
+# env:   BENCH_ONLY (api or dataplane: run just that one)
+#        api:       BENCH_CLIENTS (16), BENCH_PORTS (10000), BENCH_NETWORKS (4),
+#                   BENCH_LISTS (50), BENCH_ARGS (more flags, e.g. "--json")
+#        dataplane: BENCH_VMS (100), BENCH_SYNC_PORTS (1000),
+#                   BENCH_IPERF_SECONDS (10), BENCH_DP_ARGS (more flags,
+#                   e.g. "--runs 3" or "--json")
 set -eu
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
@@ -27,11 +32,36 @@ fi
 echo "binary:  $("$bin" version) ($bin)"
 echo
 
-echo "== vland bench api"
-# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
-exec "$bin" bench api \
-	--clients "${BENCH_CLIENTS:-16}" \
-	--ports "${BENCH_PORTS:-10000}" \
-	--networks "${BENCH_NETWORKS:-4}" \
-	--lists "${BENCH_LISTS:-50}" \
-	${BENCH_ARGS:-} "$@"
+status=0
+if [ "${BENCH_ONLY:-api}" = api ]; then
+	echo "== vland bench api"
+	# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+	"$bin" bench api \
+		--clients "${BENCH_CLIENTS:-16}" \
+		--ports "${BENCH_PORTS:-10000}" \
+		--networks "${BENCH_NETWORKS:-4}" \
+		--lists "${BENCH_LISTS:-50}" \
+		${BENCH_ARGS:-} "$@" || status=$?
+	echo
+fi
+
+if [ "${BENCH_ONLY:-lists}" = lists ]; then
+	echo "== vland bench lists"
+	"$bin" bench lists --ports "${BENCH_LIST_PORTS:-10000}" --big-ports "${BENCH_BIG_PORTS:-100000}" || status=$?
+	echo
+fi
+
+if [ "${BENCH_ONLY:-dataplane}" = dataplane ]; then
+	echo "== vland bench dataplane"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skipped: the data-plane benchmark needs root (it builds a dev cluster)"
+	else
+		# shellcheck disable=SC2086 # BENCH_DP_ARGS is a list of flags
+		"$bin" bench dataplane \
+			--vms "${BENCH_VMS:-100}" \
+			--ports "${BENCH_SYNC_PORTS:-1000}" \
+			--iperf-seconds "${BENCH_IPERF_SECONDS:-10}" \
+			${BENCH_DP_ARGS:-} || status=$?
+	fi
+fi
+exit $status

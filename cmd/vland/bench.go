@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/vland/vland/internal/bench"
@@ -15,17 +16,21 @@ import (
 // runBench is `vland bench <kind> [flags]`; see BENCHMARKS.md.
 func runBench(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(os.Stderr, "usage: vland bench api [flags]   (vland bench api -h lists the flags)")
+		fmt.Fprintln(os.Stderr, "usage: vland bench api|dataplane|lists [flags]   (vland bench <kind> -h lists the flags)")
 		if len(args) == 0 {
-			return errors.New("which benchmark? (api)")
+			return errors.New("which benchmark? (api, dataplane, lists)")
 		}
 		return nil
 	}
 	switch args[0] {
 	case "api":
 		return runBenchAPI(args[1:])
+	case "dataplane":
+		return runBenchDataplane(args[1:])
+	case "lists":
+		return runBenchLists(args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q (api)", args[0])
+		return fmt.Errorf("unknown benchmark %q (api, dataplane, lists)", args[0])
 	}
 }
 
@@ -99,4 +104,64 @@ func writeJSONFile(path string, res *bench.Result) error {
 		return err
 	}
 	return f.Close()
+}
+
+// runBenchDataplane is `vland bench dataplane`: port bring-up, agent cold
+// sync and VXLAN throughput on a dev cluster it builds and removes itself.
+func runBenchDataplane(args []string) error {
+	o := bench.DefaultDataplaneOptions()
+	fs := flag.NewFlagSet("bench dataplane", flag.ContinueOnError)
+	fs.IntVar(&o.VMs, "vms", o.VMs, "bring-up: VMs created one after another")
+	fs.IntVar(&o.Hosts, "hosts", o.Hosts, "compute hosts for the VMs (the cold sync uses one more)")
+	fs.IntVar(&o.Ports, "ports", o.Ports, "cold sync: ports bound to one host")
+	fs.IntVar(&o.SyncNetworks, "sync-networks", o.SyncNetworks, "cold sync: networks the ports are spread over")
+	fs.IntVar(&o.IperfSeconds, "iperf-seconds", o.IperfSeconds, "length of each iperf3 run")
+	fs.IntVar(&o.IperfRepeats, "iperf-repeats", o.IperfRepeats, "iperf3 runs per path")
+	fs.IntVar(&o.Runs, "runs", o.Runs, "runs of the whole benchmark, each on a fresh cluster (medians reported)")
+	phases := fs.String("phases", strings.Join(bench.DataplanePhases, ","), "phases to run: "+strings.Join(bench.DataplanePhases, ", "))
+	fs.StringVar(&o.Vland, "vland", "", "vland binary the cluster runs (default: this one)")
+	fs.StringVar(&o.Dir, "dir", o.Dir, "parent directory of the clusters' directories")
+	fs.StringVar(&o.Logs, "logs", "", "copy each cluster's server and agent logs into DIR/<cluster>/ before removing it")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	jsonFile := fs.String("json-file", "", "also write the result as JSON to this file")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o.Phases = splitList(*phases)
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunDataplane(ctx, o)
+	if res != nil && len(res.Runs) > 0 {
+		if *asJSON {
+			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
+				err = werr
+			}
+		} else {
+			_ = res.WriteText(os.Stdout)
+		}
+		if *jsonFile != "" {
+			f, ferr := os.Create(*jsonFile)
+			if ferr == nil {
+				ferr = res.WriteJSON(f)
+				if cerr := f.Close(); ferr == nil {
+					ferr = cerr
+				}
+			}
+			if ferr != nil && err == nil {
+				err = ferr
+			}
+		}
+	}
+	return err
 }

@@ -84,21 +84,61 @@ func (s *Service) DeleteAgent(ctx context.Context, id string) error {
 // ReportStatus records a host agent's heartbeat and the wiring of its
 // ports: a port becomes ACTIVE when its tap is wired, DOWN when not.
 func (s *Service) ReportStatus(ctx context.Context, host string, st agentapi.Status) error {
-	if err := s.heartbeat(ctx, host, st.Agent); err != nil {
-		return err
+	// A report that only carries port changes refreshes the heartbeat only
+	// when it is due, so wiring a tap never waits on an agent-record write.
+	if len(st.Ports) == 0 || s.heartbeatDue(host) {
+		if err := s.heartbeat(ctx, host, st.Agent); err != nil {
+			return err
+		}
 	}
+	var changed []*model.Port
 	for id, status := range st.Ports {
 		if status != model.StatusActive && status != model.StatusDown {
 			return apierr.BadRequest("invalid status %q for port %s", status, id)
 		}
-		if p, ok := cachedAs[*model.Port](s, Ports, id); ok && (p.Status == status || p.HostID != host) {
+		p, ok := cachedAs[*model.Port](s, Ports, id)
+		if !ok || p.Status == status || p.HostID != host {
 			continue
 		}
-		if err := s.setPortStatus(ctx, host, id, status); err != nil {
+		cp := *p
+		cp.Status = status
+		cp.Touch()
+		changed = append(changed, &cp)
+	}
+	// Statuses are written in batches (a cold agent reports thousands at
+	// once); a batch that loses a race falls back to one port at a time.
+	for len(changed) > 0 {
+		n := min(len(changed), 100)
+		batch := changed[:n]
+		changed = changed[n:]
+		var cmps []clientv3.Cmp
+		var ops []clientv3.Op
+		for _, p := range batch {
+			it, _ := s.cache.Get(Ports, p.ID)
+			cmps = append(cmps, unchanged(s.st.Keys.Resource(Ports, p.ID), it.ModRev))
+			ops = append(ops, s.putJSON(Ports, p.ID, p))
+		}
+		ok, err := s.commit(ctx, cmps, ops)
+		if err != nil {
 			return err
+		}
+		if ok {
+			continue
+		}
+		for _, p := range batch {
+			if err := s.setPortStatus(ctx, host, p.ID, p.Status); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// heartbeatDue reports whether host's L2 agent record is older than a
+// third of the down time (or missing).
+func (s *Service) heartbeatDue(host string) bool {
+	a, ok := cachedAs[*model.Agent](s, Agents, AgentID(host, model.AgentTypeL2))
+	return !ok || time.Since(a.HeartbeatAt) > s.cfg.AgentDownTime/3
 }
 
 // heartbeat records the agent records of a host: its L2 agent, and on
