@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +73,7 @@ func TestAgentServesDHCP(t *testing.T) {
 	nsName := qdhcp.NamespaceName(prefix, rNet)
 	t.Cleanup(func() {
 		// Runs after the agents have stopped (cleanups run last first).
-		if _, err := os.Stat(filepath.Join(qdhcp.NetnsDir, nsName)); err == nil {
+		if _, err := os.Stat(qdhcp.NamespacePath(nsName)); err == nil {
 			t.Errorf("namespace %s left behind", nsName)
 			_ = netns.DeleteNamed(nsName)
 		}
@@ -166,7 +165,7 @@ func TestAgentServesDHCP(t *testing.T) {
 	// The DHCP port goes: so do its namespace and tap.
 	fs.deletePort(rDHCP)
 	eventually(t, 10*time.Second, "namespace "+nsName+" and tap removed", func() bool {
-		_, err := os.Stat(filepath.Join(qdhcp.NetnsDir, nsName))
+		_, err := os.Stat(qdhcp.NamespacePath(nsName))
 		_, lerr := host.h.LinkByName(l2.TapName(rDHCP))
 		return os.IsNotExist(err) && lerr != nil
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -164,16 +165,16 @@ func (d *dataplane) throughput(ctx context.Context, e *env) (*ThroughputResult, 
 func baselinePair(nsA, nsB string, vmMTU int) (netip.Addr, netip.Addr, error) {
 	var none netip.Addr
 	for _, ns := range []string{nsA, nsB} {
-		if err := createNS(ns); err != nil {
+		if err := namedns.Create(ns); err != nil {
 			return none, none, err
 		}
 	}
-	ha, err := nsHandle(nsA)
+	ha, err := namedns.Handle(nsA)
 	if err != nil {
 		return none, none, err
 	}
 	defer ha.Close()
-	hb, err := nsHandle(nsB)
+	hb, err := namedns.Handle(nsB)
 	if err != nil {
 		return none, none, err
 	}
@@ -268,7 +269,7 @@ func runIperf(ctx context.Context, iperf, clientNS, serverNS string, dst netip.A
 	var srvOut bytes.Buffer
 	srv := exec.CommandContext(ctx, iperf, "-s", "-1", "-p", port, "-B", dst.String())
 	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := startInNS(serverNS, srv); err != nil {
+	if err := namedns.Do(serverNS, srv.Start); err != nil {
 		return iperfOut{}, fmt.Errorf("start iperf3 server: %w", err)
 	}
 	srvDone := make(chan error, 1)
@@ -287,7 +288,7 @@ func runIperf(ctx context.Context, iperf, clientNS, serverNS string, dst netip.A
 		cl := exec.CommandContext(ctx, iperf, "-c", dst.String(), "-p", port, "-t", strconv.Itoa(seconds), "-J", "--connect-timeout", "2000")
 		cl.Stdout = &out
 		busy0, t0 := machineCPU(), time.Now()
-		if err := startInNS(clientNS, cl); err != nil {
+		if err := namedns.Do(clientNS, cl.Start); err != nil {
 			return iperfOut{}, fmt.Errorf("start iperf3 client: %w", err)
 		}
 		werr := cl.Wait()
@@ -327,7 +328,7 @@ func offloads(links map[string][]string, nss map[string]string) map[string]map[s
 			var buf bytes.Buffer
 			cmd := exec.Command(ethtool, "-k", name)
 			cmd.Stdout = &buf
-			if err := startInNS(nss[where], cmd); err != nil {
+			if err := namedns.Do(nss[where], cmd.Start); err != nil {
 				continue
 			}
 			if err := cmd.Wait(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"maps"
 	"net"
 	"net/http"
@@ -119,7 +120,7 @@ func (d *dataplane) coldSync(ctx context.Context, e *env) (*SyncResult, error) {
 		return res, err
 	}
 	sink := e.prefix + "-sink"
-	if err := createNS(sink); err != nil {
+	if err := namedns.Create(sink); err != nil {
 		return res, err
 	}
 	// Peers send nothing (no IPv6 link-local chatter) the bridges could learn.
@@ -375,7 +376,7 @@ func killAgent(c *devcluster.Cluster, host string) error {
 // whose peer (named peerPrefix<i>, with the port's MAC) is in sink, both up
 // and at the network's MTU, as a hypervisor would before the agent runs.
 func createTaps(hostNS, sink string, ports []syncPort, peerPrefix string) error {
-	h, err := nsHandle(hostNS)
+	h, err := namedns.Handle(hostNS)
 	if err != nil {
 		return err
 	}
@@ -415,7 +416,7 @@ func createTaps(hostNS, sink string, ports []syncPort, peerPrefix string) error 
 // removeOwnedLinks deletes the bridges (brq*) and vxlan devices (vxlan-*)
 // of a host namespace: the state before an agent's very first start.
 func removeOwnedLinks(ns string) (int, error) {
-	h, err := nsHandle(ns)
+	h, err := namedns.Handle(ns)
 	if err != nil {
 		return 0, err
 	}
@@ -440,7 +441,7 @@ func removeOwnedLinks(ns string) (int, error) {
 // linkIndexes maps the agent's links of a namespace (bridges, vxlan
 // devices, taps) to their ifindexes.
 func linkIndexes(ns string) (map[string]int, error) {
-	h, err := nsHandle(ns)
+	h, err := namedns.Handle(ns)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"github.com/vland/vland/internal/namedns"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,7 +143,7 @@ func TestDataplaneSmall(t *testing.T) {
 	if tp := run.Throughput; tp == nil || tp.VXLANRatio <= 0 || tp.VMMTU != 1450 {
 		t.Errorf("throughput: %+v", tp)
 	}
-	entries, _ := os.ReadDir(netnsDir)
+	entries, _ := os.ReadDir(namedns.Dir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), run.Prefix+"-") {
 			t.Errorf("namespace %s left behind", e.Name())

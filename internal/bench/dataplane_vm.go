@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"maps"
 	"net"
 	"net/http"
@@ -149,10 +150,10 @@ func vmFromPort(v *dpVM, p apiPort, subnet netip.Prefix) error {
 // It returns when the tap appeared in the host namespace: the agent may
 // wire it (and set it up) before plugVM is done.
 func plugVM(v *dpVM) (tapCreated time.Time, err error) {
-	if err := createNS(v.NS); err != nil {
+	if err := namedns.Create(v.NS); err != nil {
 		return tapCreated, err
 	}
-	h, err := nsHandle(v.NS)
+	h, err := namedns.Handle(v.NS)
 	if err != nil {
 		return tapCreated, err
 	}
@@ -213,7 +214,7 @@ func openProber(ns string) (*prober, error) {
 	var b [2]byte
 	_, _ = rand.Read(b[:])
 	p := &prober{id: int(binary.BigEndian.Uint16(b[:])), wait: map[netip.Addr]chan time.Time{}, done: make(chan struct{})}
-	err := inNS(ns, func() error {
+	err := namedns.Do(ns, func() error {
 		var err error
 		p.conn, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -302,7 +303,7 @@ func (c *Cluster) obtainLease(ctx context.Context, vm *VM, want netip.Prefix, ti
 // checkLeaseConfigured verifies that the script configured the leased
 // address on the VM's eth0.
 func checkLeaseConfigured(vm *VM, want netip.Prefix) error {
-	h, err := nsHandle(vm.Namespace)
+	h, err := namedns.Handle(vm.Namespace)
 	if err != nil {
 		return err
 	}

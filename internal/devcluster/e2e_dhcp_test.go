@@ -3,6 +3,7 @@ package devcluster
 import (
 	"context"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -140,7 +141,7 @@ func ensureDHCPPort(t *testing.T, c *Cluster, netID, subnetID, projectID string)
 // subnet's host route.
 func checkDHCPVM(t *testing.T, vm VM, gateway string) {
 	t.Helper()
-	h, err := nsHandle(vm.Namespace)
+	h, err := namedns.Handle(vm.Namespace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func checkDHCPVM(t *testing.T, vm VM, gateway string) {
 // vmRoutes lists the VM's IPv4 routes with a gateway, as "dst via gw".
 func vmRoutes(t *testing.T, vm VM) []string {
 	t.Helper()
-	h, err := nsHandle(vm.Namespace)
+	h, err := namedns.Handle(vm.Namespace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestE2EDHCPAfterAgentRestart(t *testing.T) {
 	qdhcpNS := agentNSPrefix(c.Prefix(), "network1") + "qdhcp-" + netID
 	links := func() map[string]int {
 		m := ownedLinks(hostLinks(t, c, "network1"))
-		h, err := nsHandle(qdhcpNS)
+		h, err := namedns.Handle(qdhcpNS)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +324,7 @@ func TestE2EVMWithoutLeaseFailsClearly(t *testing.T) {
 	if _, err := c.VM("x"); err == nil {
 		t.Error("the failed VM is still recorded")
 	}
-	if nsExists(vmNS(c.Prefix(), "x")) {
+	if namedns.Exists(vmNS(c.Prefix(), "x")) {
 		t.Error("the failed VM's namespace remains")
 	}
 	for _, p := range procsNaming(c.Dir()) {

@@ -3,6 +3,7 @@ package devcluster
 import (
 	"context"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"net/http"
 	"os"
 	"os/exec"
@@ -279,7 +280,7 @@ func TestE2ETwoClusters(t *testing.T) {
 	assertGone(t, first.Name, first.Dir)
 	second := cs[1].State()
 	for _, ns := range []string{fabricNS(second.Prefix), vms[1][0].Namespace, second.Hosts[0].Namespace} {
-		if !nsExists(ns) {
+		if !namedns.Exists(ns) {
 			t.Errorf("namespace %s of the other cluster vanished", ns)
 		}
 	}
@@ -299,7 +300,7 @@ func TestE2EDownRemovesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := c.State()
-	if n, _ := namespacesWithPrefix(st.Prefix); len(n) != 4 {
+	if n, _ := namedns.WithPrefix(st.Prefix + "-"); len(n) != 4 {
 		t.Errorf("namespaces %v, want fabric, two hosts and a VM", n)
 	}
 	path := filepath.Join(st.Dir, stateFile)

@@ -3,6 +3,7 @@ package devcluster
 import (
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -18,10 +19,10 @@ const underlayMTU = 1500
 // buildFabric creates the fabric namespace and its data-network bridge.
 func buildFabric(prefix string) error {
 	ns := fabricNS(prefix)
-	if err := createNS(ns); err != nil {
+	if err := namedns.Create(ns); err != nil {
 		return err
 	}
-	h, err := nsHandle(ns)
+	h, err := namedns.Handle(ns)
 	if err != nil {
 		return err
 	}
@@ -42,10 +43,10 @@ func buildFabric(prefix string) error {
 // holds the VXLAN endpoint address, its peer <p>-<host> is a port of the
 // fabric bridge.
 func buildHost(prefix string, host Host) error {
-	if err := createNS(host.Namespace); err != nil {
+	if err := namedns.Create(host.Namespace); err != nil {
 		return err
 	}
-	hh, err := nsHandle(host.Namespace)
+	hh, err := namedns.Handle(host.Namespace)
 	if err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ func buildHost(prefix string, host Host) error {
 // setFabricLink takes a host's fabric link up or down: down cuts the host
 // off the data network as a pulled cable would.
 func setFabricLink(prefix string, host Host, up bool) error {
-	h, err := nsHandle(fabricNS(prefix))
+	h, err := namedns.Handle(fabricNS(prefix))
 	if err != nil {
 		return err
 	}
@@ -153,12 +154,12 @@ func addAddr(h *netlink.Handle, link string, p netip.Prefix) error {
 // this catches anything a crash or another tool left).
 func removeNetworking(prefix string, log *slog.Logger) []error {
 	var errs []error
-	nss, err := namespacesWithPrefix(prefix)
+	nss, err := namedns.WithPrefix(prefix + "-")
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, ns := range nss {
-		if err := deleteNS(ns); err != nil {
+		if err := namedns.Delete(ns); err != nil {
 			errs = append(errs, err)
 		} else {
 			log.Debug("namespace deleted", "netns", ns)

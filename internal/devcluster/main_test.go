@@ -3,6 +3,7 @@ package devcluster
 import (
 	"context"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"log/slog"
 	"net/http"
 	"os"
@@ -145,7 +146,7 @@ func dumpLogs(t *testing.T, dir string) {
 func assertGone(t *testing.T, name, dir string) {
 	t.Helper()
 	p := Prefix(name)
-	if nss, _ := namespacesWithPrefix(p); len(nss) > 0 {
+	if nss, _ := namedns.WithPrefix(p + "-"); len(nss) > 0 {
 		t.Errorf("namespaces of %s remain: %v", name, nss)
 	}
 	root, err := netlink.NewHandle()
@@ -221,7 +222,7 @@ func newVM(t *testing.T, c *Cluster, o VMOptions) VM {
 // masters' ifindexes.
 func hostLinks(t *testing.T, c *Cluster, host string) map[string]netlink.LinkAttrs {
 	t.Helper()
-	h, err := nsHandle(hostNS(c.Prefix(), host))
+	h, err := namedns.Handle(hostNS(c.Prefix(), host))
 	if err != nil {
 		t.Fatal(err)
 	}

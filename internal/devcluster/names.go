@@ -30,9 +30,6 @@ const DefaultRoot = "/var/lib/vland/dev"
 // at reboot with the namespaces it describes).
 const registryDir = "/run/vland/dev"
 
-// netnsDir is where named namespaces are bound, as `ip netns add` does.
-const netnsDir = "/run/netns"
-
 var (
 	clusterNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 	vmNameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$`)

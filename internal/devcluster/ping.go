@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"net"
 	"net/netip"
 	"sync"
@@ -45,7 +46,7 @@ func (c *Cluster) openPing(vm, dst string) (*pingConn, error) {
 	if pc.v6 {
 		network, laddr = "ip6:ipv6-icmp", "::"
 	}
-	err = inNS(v.Namespace, func() error {
+	err = namedns.Do(v.Namespace, func() error {
 		var err error
 		pc.conn, err = icmp.ListenPacket(network, laddr)
 		return err
@@ -255,7 +256,7 @@ func (c *Cluster) Neighbor(vm, ip string) (net.HardwareAddr, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := nsHandle(v.Namespace)
+	h, err := namedns.Handle(v.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +286,7 @@ func (c *Cluster) FlushNeighbor(vm, ip string) error {
 	if err != nil {
 		return err
 	}
-	h, err := nsHandle(v.Namespace)
+	h, err := namedns.Handle(v.Namespace)
 	if err != nil {
 		return err
 	}

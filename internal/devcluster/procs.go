@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,7 @@ func startDetachedIn(ns, binary string, args, env []string, logPath string) (Pro
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	start := cmd.Start
 	if ns != "" {
-		start = func() error { return startInNS(ns, cmd) }
+		start = func() error { return namedns.Do(ns, cmd.Start) }
 	}
 	if err := start(); err != nil {
 		return Proc{}, fmt.Errorf("start %s: %w", binary, err)

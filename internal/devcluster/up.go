@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 
 // leftovers reports whether anything of a cluster exists already.
 func leftovers(prefix, dir string) bool {
-	nss, _ := namespacesWithPrefix(prefix)
+	nss, _ := namedns.WithPrefix(prefix + "-")
 	_, err := os.Stat(filepath.Join(dir, stateFile))
 	return len(nss) > 0 || err == nil || len(procsNaming(dir)) > 0
 }

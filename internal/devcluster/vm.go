@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/vland/vland/internal/namedns"
 	"net"
 	"net/http"
 	"net/netip"
@@ -331,10 +332,10 @@ func buildVM(vm VM, hostNS string, addrs []netip.Prefix, gws []netip.Addr, mtu i
 	if err != nil {
 		return fmt.Errorf("port MAC: %w", err)
 	}
-	if err := createNS(vm.Namespace); err != nil {
+	if err := namedns.Create(vm.Namespace); err != nil {
 		return err
 	}
-	h, err := nsHandle(vm.Namespace)
+	h, err := namedns.Handle(vm.Namespace)
 	if err != nil {
 		return err
 	}
@@ -418,7 +419,7 @@ func (c *Cluster) DeleteVM(ctx context.Context, name string) error {
 			errs = append(errs, fmt.Errorf("delete port of VM %s: %w", name, err))
 		}
 	}
-	if err := deleteNS(vm.Namespace); err != nil {
+	if err := namedns.Delete(vm.Namespace); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -453,7 +454,7 @@ func (c *Cluster) StartInVM(vm string, cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
-	return startInNS(v.Namespace, cmd)
+	return namedns.Do(v.Namespace, cmd.Start)
 }
 
 // Exec runs a command inside the VM and returns its combined output.
