@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vland/vland/internal/model"
 	"github.com/vland/vland/internal/segments"
 	"github.com/vland/vland/internal/server"
 	"github.com/vland/vland/internal/service"
@@ -41,6 +42,7 @@ func runServer(args []string) error {
 	baseMAC := fs.String("base-mac", "fa:16:3e:00:00:00", "base MAC address; the first three octets are kept")
 	fs.DurationVar(&cfg.Service.AgentDownTime, "agent-down-time", 30*time.Second, "time after an agent's last heartbeat at which it is dead")
 	fs.IntVar(&cfg.Service.DHCPAgentsPerNetwork, "dhcp-agents-per-network", 1, "network hosts serving each network's DHCP")
+	dnsDomain := fs.String("dns-domain", "openstacklocal", "domain of ports' DNS names (Neutron's dns_domain)")
 	urlFile := fs.String("url-file", "", "write the server's URL to this file once it listens (with --listen 127.0.0.1:0)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +65,9 @@ func runServer(args []string) error {
 		return fmt.Errorf("--base-mac %q is not a MAC address", *baseMAC)
 	}
 	copy(cfg.Service.MACBase[:], mac[:3])
+	if *dnsDomain != "" {
+		model.DNSDomain = strings.TrimSuffix(*dnsDomain, ".") + "."
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -17,6 +17,8 @@ type Network struct {
 	PortSecurityEnabled bool               `json:"port_security_enabled"`
 	// AZHints are the availability zones the network's DHCP should run in.
 	AZHints []string `json:"availability_zone_hints"`
+	// DNSDomain is the network's DNS domain (dns_domain), for external DNS.
+	DNSDomain string `json:"dns_domain"`
 }
 
 // NetworkSpec is the attribute map of networks.
@@ -37,6 +39,7 @@ var NetworkSpec = &Spec{
 		&Attr{Name: "segments", Post: true, AdminOnly: true, Parse: parseSegments},
 		&Attr{Name: "availability_zone_hints", Post: true, Parse: parseAZHints},
 		&Attr{Name: "availability_zones"},
+		&Attr{Name: "dns_domain", Post: true, Put: true, Parse: parseDNSName},
 		// address-scope: derived from the pools of the network's subnets.
 		&Attr{Name: "ipv4_address_scope"},
 		&Attr{Name: "ipv6_address_scope"},
@@ -142,6 +145,9 @@ func (n *Network) Apply(f Fields) {
 	if v, ok := f["availability_zone_hints"]; ok {
 		n.AZHints = v.([]string)
 	}
+	if v, ok := f["dns_domain"]; ok {
+		n.DNSDomain = v.(string)
+	}
 }
 
 // View implements Object.
@@ -165,6 +171,7 @@ func (n *Network) View() map[string]any {
 	}
 	m["availability_zone_hints"] = hints
 	m["availability_zones"] = []string{}
+	m["dns_domain"] = n.DNSDomain
 	// The service fills these in from the subnets' pools when read.
 	m["ipv4_address_scope"] = nil
 	m["ipv6_address_scope"] = nil

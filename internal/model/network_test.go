@@ -170,7 +170,7 @@ const netViewBase = `
 	"name": "net1", "description": "d", "tags": [],
 	"created_at": "2024-01-02T03:04:05Z", "updated_at": "2024-01-02T03:04:06Z", "revision_number": 3,
 	"admin_state_up": true, "shared": false, "router:external": false, "mtu": 1450,
-	"status": "ACTIVE", "subnets": [], "port_security_enabled": true, "availability_zone_hints": [], "availability_zones": [],
+	"status": "ACTIVE", "subnets": [], "port_security_enabled": true, "availability_zone_hints": [], "availability_zones": [], "dns_domain": "",
 	"ipv4_address_scope": null, "ipv6_address_scope": null`
 
 func TestNetworkView(t *testing.T) {
@@ -207,7 +207,7 @@ func TestNetworkView(t *testing.T) {
 			"name": "net1", "description": "d", "tags": ["a", "b"],
 			"created_at": "2024-01-02T03:04:05Z", "updated_at": "2024-01-02T03:04:06Z", "revision_number": 3,
 			"admin_state_up": false, "shared": true, "router:external": true, "mtu": 1450,
-			"status": "DOWN", "subnets": ["` + subID + `", "` + subID2 + `"], "port_security_enabled": false, "availability_zone_hints": [], "availability_zones": [],
+			"status": "DOWN", "subnets": ["` + subID + `", "` + subID2 + `"], "port_security_enabled": false, "availability_zone_hints": [], "availability_zones": [], "dns_domain": "",
 			"ipv4_address_scope": null, "ipv6_address_scope": null}`},
 	}
 	for _, tc := range tests {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -54,6 +55,8 @@ type Port struct {
 	// InactiveBindings are bindings to other hosts made ahead of a live
 	// migration (binding-extended); the active one is the binding:* fields.
 	InactiveBindings []Binding `json:"inactive_bindings,omitempty"`
+	// DNSName is the port's host name in its network's DNS (dns_name).
+	DNSName string `json:"dns_name"`
 }
 
 // Binding is one of a port's bindings to a host.
@@ -119,6 +122,8 @@ var PortSpec = &Spec{
 		&Attr{Name: "allowed_address_pairs", Post: true, Put: true, Parse: parseAddressPairs},
 		&Attr{Name: "security_groups", Post: true, Put: true, Parse: parseSecurityGroups},
 		&Attr{Name: "extra_dhcp_opts", Post: true, Put: true, Parse: parseExtraDHCPOpts},
+		&Attr{Name: "dns_name", Post: true, Put: true, Parse: parseDNSName},
+		&Attr{Name: "dns_assignment"},
 	),
 }
 
@@ -246,6 +251,13 @@ func (p *Port) View() map[string]any {
 		opts[i] = map[string]any{"opt_name": o.OptName, "opt_value": o.OptValue, "ip_version": o.IPVersion}
 	}
 	m["extra_dhcp_opts"] = opts
+	m["dns_name"] = p.DNSName
+	assign := make([]any, len(p.FixedIPs))
+	for i, f := range p.FixedIPs {
+		host := HostName(p.DNSName, f.IPAddress)
+		assign[i] = map[string]any{"hostname": host, "ip_address": f.IPAddress.String(), "fqdn": host + "." + DNSDomain}
+	}
+	m["dns_assignment"] = assign
 	return m
 }
 
@@ -332,4 +344,52 @@ func MergeDHCPOpts(have, upd []ExtraDHCPOpt) []ExtraDHCPOpt {
 		}
 	}
 	return out
+}
+
+// DNSDomain is the domain ports' names live under (Neutron's dns_domain
+// option, with its trailing dot); the server sets it from its configuration.
+var DNSDomain = "openstacklocal."
+
+// HostName is a port's host name for an address: its dns_name, else
+// Neutron's "host-10-0-0-5" form of the address.
+func HostName(dnsName string, ip netip.Addr) string {
+	if dnsName != "" {
+		return strings.TrimSuffix(strings.SplitN(dnsName, ".", 2)[0], ".")
+	}
+	return "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(ip.String())
+}
+
+var (
+	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	allDigits = regexp.MustCompile(`^[0-9]+$`)
+)
+
+// parseDNSName accepts a host name (PQDN) or an FQDN, as neutron-lib's
+// dns_host_name validator, lower-cased.
+func parseDNSName(v any) (any, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, reason("'%s' is not a valid string", show(v))
+	}
+	s = strings.ToLower(s)
+	if s == "" {
+		return s, nil
+	}
+	trimmed := strings.TrimSuffix(s, ".")
+	if len(trimmed) > 255 {
+		return nil, reason("'%s' not a valid PQDN or FQDN. Reason: '%s' exceeds the 255 character FQDN limit", s, trimmed)
+	}
+	labels := strings.Split(trimmed, ".")
+	for _, l := range labels {
+		if !dnsLabel.MatchString(l) {
+			return nil, reason("'%s' not a valid PQDN or FQDN. Reason: Name '%s' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen", s, l)
+		}
+	}
+	if strings.HasSuffix(s, ".") && DNSDomain != "" && (!strings.HasSuffix(s, "."+DNSDomain) || len(s) <= len(DNSDomain)+1) {
+		return nil, reason("The dns_name passed is a FQDN. Its higher level labels must be equal to the dns_domain option in neutron.conf, that has been set to '%s'. It must also include one or more valid DNS labels to the left of '%s'", DNSDomain, DNSDomain)
+	}
+	if len(labels) > 1 && allDigits.MatchString(labels[len(labels)-1]) {
+		return nil, reason("'%s' not a valid PQDN or FQDN. Reason: TLD '%s' must not be all numeric", s, labels[len(labels)-1])
+	}
+	return s, nil
 }

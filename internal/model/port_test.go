@@ -166,7 +166,7 @@ func TestPortView(t *testing.T) {
 		{"minimal", func(*Port) {}, `{` + portViewBase + `,
 			"fixed_ips": [{"subnet_id": "` + subID + `", "ip_address": "10.0.0.5"}],
 			"binding:vif_details": {}, "binding:profile": {},
-			"allowed_address_pairs": [], "security_groups": [], "extra_dhcp_opts": []}`},
+			"allowed_address_pairs": [], "security_groups": [], "extra_dhcp_opts": [], "dns_name": "", "dns_assignment": [{"hostname": "host-10-0-0-5", "ip_address": "10.0.0.5", "fqdn": "host-10-0-0-5.openstacklocal."}]}`},
 		{"full", func(p *Port) {
 			p.FixedIPs = append(p.FixedIPs, FixedIP{SubnetID: subID2, IPAddress: netip.MustParseAddr("2001:db8::f816:3eff:fe11:2233")})
 			p.VIFDetails = map[string]any{"port_filter": true}
@@ -185,10 +185,12 @@ func TestPortView(t *testing.T) {
 				{"ip_address": "10.0.0.100", "mac_address": "fa:16:3e:11:22:33"},
 				{"ip_address": "10.1.0.0/16", "mac_address": "fa:16:3e:00:00:01"},
 				{"ip_address": "2001:db8::9", "mac_address": "fa:16:3e:11:22:33"}],
-			"security_groups": ["` + sgID + `"], "extra_dhcp_opts": []}`},
+			"security_groups": ["` + sgID + `"], "extra_dhcp_opts": [], "dns_name": "",
+			"dns_assignment": [{"hostname": "host-10-0-0-5", "ip_address": "10.0.0.5", "fqdn": "host-10-0-0-5.openstacklocal."},
+				{"hostname": "host-2001-db8--f816-3eff-fe11-2233", "ip_address": "2001:db8::f816:3eff:fe11:2233", "fqdn": "host-2001-db8--f816-3eff-fe11-2233.openstacklocal."}]}`},
 		{"no fixed ips", func(p *Port) { p.FixedIPs = nil }, `{` + portViewBase + `,
 			"fixed_ips": [], "binding:vif_details": {}, "binding:profile": {},
-			"allowed_address_pairs": [], "security_groups": [], "extra_dhcp_opts": []}`},
+			"allowed_address_pairs": [], "security_groups": [], "extra_dhcp_opts": [], "dns_name": "", "dns_assignment": []}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -348,6 +348,7 @@ func hostPort(p *model.Port, host string, vtep netip.Addr) agentapi.Port {
 	out := agentapi.Port{
 		ID: p.ID, NetworkID: p.NetworkID, MACAddress: p.MACAddress, DeviceOwner: p.DeviceOwner,
 		DeviceID: p.DeviceID, AdminStateUp: p.AdminStateUp, Host: p.HostID, VTEP: vtep, Local: p.HostID == host,
+		DNSName:  p.DNSName,
 		FixedIPs: make([]agentapi.FixedIP, len(p.FixedIPs)),
 	}
 	for i, f := range p.FixedIPs {

@@ -237,6 +237,9 @@ func applyPort(port *model.Port, f model.Fields) {
 	if v, ok := f["security_groups"]; ok {
 		port.SecurityGroups = v.([]string)
 	}
+	if v, ok := f["dns_name"]; ok {
+		port.DNSName = v.(string)
+	}
 	if v, ok := f["extra_dhcp_opts"]; ok {
 		port.ExtraDHCPOpts = model.MergeDHCPOpts(port.ExtraDHCPOpts, v.([]model.ExtraDHCPOpt))
 	}

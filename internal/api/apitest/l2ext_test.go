@@ -108,3 +108,28 @@ func TestSubnetServiceTypes(t *testing.T) {
 		"network_id": n.ID, "cidr": "10.94.3.0/24", "ip_version": 4, "service_types": []string{"bogus"}}}))
 	wantRaw(t, r, 400, "HTTPBadRequest")
 }
+
+// TestDNSNameAndAssignment: a port's dns_name shows in dns_assignment with
+// the configured domain; without one the host-<address> name is used;
+// invalid names are refused.
+func TestDNSNameAndAssignment(t *testing.T) {
+	t.Parallel()
+	e := shared
+	c := e.a.net(t)
+	n, sn := netWithSubnet(t, c, uniq("dns"), "10.95.0.0/24")
+	r := e.raw(t, e.a, "POST", "/v2.0/ports", jsonBody(t, map[string]any{"port": map[string]any{
+		"network_id": n.ID, "dns_name": "Web-1", "fixed_ips": []any{map[string]any{"subnet_id": sn.ID, "ip_address": "10.95.0.7"}}}}))
+	p := r.json(t)["port"].(map[string]any)
+	a := p["dns_assignment"].([]any)[0].(map[string]any)
+	if p["dns_name"] != "web-1" || a["hostname"] != "web-1" || a["fqdn"] != "web-1.openstacklocal." || a["ip_address"] != "10.95.0.7" {
+		t.Fatalf("dns attributes: %v %v", p["dns_name"], a)
+	}
+	r = e.raw(t, e.a, "POST", "/v2.0/ports", jsonBody(t, map[string]any{"port": map[string]any{
+		"network_id": n.ID, "fixed_ips": []any{map[string]any{"subnet_id": sn.ID, "ip_address": "10.95.0.8"}}}}))
+	a = r.json(t)["port"].(map[string]any)["dns_assignment"].([]any)[0].(map[string]any)
+	if a["hostname"] != "host-10-95-0-8" {
+		t.Fatalf("default host name: %v", a)
+	}
+	wantRaw(t, e.raw(t, e.a, "POST", "/v2.0/ports", jsonBody(t, map[string]any{"port": map[string]any{"network_id": n.ID, "dns_name": "-bad-"}})), 400, "HTTPBadRequest")
+	wantRaw(t, e.raw(t, e.a, "POST", "/v2.0/ports", jsonBody(t, map[string]any{"port": map[string]any{"network_id": n.ID, "dns_name": "web.example.com."}})), 400, "HTTPBadRequest")
+}
