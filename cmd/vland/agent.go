@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vland/vland/internal/agent"
+	"github.com/vland/vland/internal/dataplane/dns"
 )
 
 func runAgent(args []string) error {
@@ -33,6 +34,7 @@ func runAgent(args []string) error {
 	fs.DurationVar(&cfg.ReportInterval, "report-interval", 10*time.Second, "heartbeat interval")
 	fs.DurationVar(&cfg.DHCPLeaseTime, "dhcp-lease-time", 24*time.Hour, "DHCP lease offered to VMs (Neutron's dhcp_lease_duration); negative: infinite")
 	fs.StringVar(&cfg.DNSDomain, "dns-domain", agent.DefaultDNSDomain, "domain handed out by DHCP (option 15)")
+	dnsUpstream := fs.String("dns-upstream", "", "comma-separated resolvers (ip or ip:port) that names outside the tenant networks are forwarded to; empty: refused")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -53,6 +55,11 @@ func runAgent(args []string) error {
 	if cfg.Token == "" {
 		return errors.New("an agent token is needed (--token, --token-file or VLAND_AGENT_TOKEN); an admin gets it from GET /agent/v1/hosts/<host>/token")
 	}
+	ups, err := dns.ParseUpstreams(*dnsUpstream)
+	if err != nil {
+		return fmt.Errorf("--dns-upstream: %w", err)
+	}
+	cfg.DNSUpstreams = ups
 	if *localIP != "" {
 		ip, err := netip.ParseAddr(*localIP)
 		if err != nil {

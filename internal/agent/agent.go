@@ -23,6 +23,7 @@ import (
 
 	"github.com/vland/vland/internal/agentapi"
 	"github.com/vland/vland/internal/dataplane/dhcp"
+	"github.com/vland/vland/internal/dataplane/dns"
 	"github.com/vland/vland/internal/dataplane/l2"
 	"github.com/vland/vland/internal/dataplane/qdhcp"
 )
@@ -49,7 +50,11 @@ type Config struct {
 	// DNSDomain is the domain handed out by DHCP (option 15); empty means
 	// "openstacklocal".
 	DNSDomain string
-	Logger    *slog.Logger
+	// DNSUpstreams are the resolvers ("ip" or "ip:port") the agent's DNS
+	// servers forward names outside the network to; none means such names
+	// are refused.
+	DNSUpstreams []string
+	Logger       *slog.Logger
 }
 
 // Agent is a running host agent.
@@ -59,6 +64,7 @@ type Agent struct {
 	client *Client
 	l2     *l2.Manager
 	qdhcp  *qdhcp.Manager
+	dns    *dns.Manager
 	start  time.Time
 	dhcp   dhcpConfig
 	// dhcpNetworks counts the networks whose DHCP service was ready after
@@ -99,15 +105,17 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{
 		cfg: cfg, log: log, client: NewClient(cfg.Server, cfg.Host, cfg.Token), l2: m, qdhcp: q,
+		dns:   dns.NewManager(dns.ManagerOptions{Upstreams: cfg.DNSUpstreams, Logger: log}),
 		dhcp:  dhcpConfig{LeaseTime: cfg.DHCPLeaseTime, Domain: normalizeDomain(cfg.DNSDomain)},
 		start: time.Now().UTC(), networks: map[string]agentapi.Network{}, subnets: map[string]agentapi.Subnet{}, ports: map[string]agentapi.Port{},
 		kick: make(chan struct{}, 1), reported: map[string]string{},
 	}, nil
 }
 
-// Close stops the agent's DHCP servers and releases its netlink handles;
-// the data plane (namespaces and links) stays as it is, for the next agent.
-func (a *Agent) Close() error { return errors.Join(a.qdhcp.Close(), a.l2.Close()) }
+// Close stops the agent's DNS and DHCP servers and releases its netlink
+// handles; the data plane (namespaces and links) stays as it is, for the
+// next agent.
+func (a *Agent) Close() error { return errors.Join(a.dns.Close(), a.qdhcp.Close(), a.l2.Close()) }
 
 // Run follows the server and converges the host until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
@@ -276,7 +284,9 @@ type desired struct {
 	// every local DHCP port to its network's.
 	dhcp      []qdhcp.Service
 	dhcpPorts map[string]string
-	synced    bool
+	// dns are the DNS services that go with the DHCP services.
+	dns    []dns.Service
+	synced bool
 }
 
 // desired translates the host view into the data plane's terms. Every local
@@ -290,6 +300,7 @@ func (a *Agent) desired() desired {
 		dhcpPorts: map[string]string{},
 		synced:    a.synced,
 	}
+	out.dns = dnsServices(a.cfg.NamespacePrefix, out.dhcp, a.subnets, a.ports, a.dhcp)
 	for _, p := range a.ports {
 		if p.Local && p.DeviceOwner == OwnerDHCP {
 			out.dhcpPorts[p.ID] = p.NetworkID
@@ -360,6 +371,18 @@ func (a *Agent) reconcile(ctx context.Context) {
 		if st.Ready {
 			ready++
 		}
+	}
+	// DNS servers run next to the DHCP services that are ready (their
+	// namespaces exist and hold the DHCP port's addresses).
+	var dnsWant []dns.Service
+	for _, s := range want.dns {
+		if qres.Services[s.NetworkID].Ready {
+			dnsWant = append(dnsWant, s)
+		}
+	}
+	if err := a.dns.Reconcile(dnsWant); err != nil {
+		a.log.Warn("DNS reconcile incomplete; retrying soon", "err", err)
+		time.AfterFunc(2*time.Second, a.trigger)
 	}
 	a.dhcpNetworks.Store(int64(ready))
 	res, err := a.l2.Reconcile(ctx, want.l2)
