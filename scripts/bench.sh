@@ -1,16 +1,19 @@
 #!/bin/sh
 # Runs vland's benchmarks after printing what machine the figures come
 # from: the API benchmark against a server it starts itself, then (as root)
-# the data-plane benchmark on a dev cluster it builds and removes itself.
+# the data-plane and DHCP benchmarks, each on a dev cluster it builds and
+# removes itself.
 # Builds nothing: `make bench` builds the binary first. See BENCHMARKS.md.
 #
 # usage: scripts/bench.sh path/to/vland [extra `vland bench api` flags]
-# env:   BENCH_ONLY (api or dataplane: run just that one)
+# env:   BENCH_ONLY (api, dataplane or dhcp: run just that one)
 #        api:       BENCH_CLIENTS (16), BENCH_PORTS (10000), BENCH_NETWORKS (4),
 #                   BENCH_LISTS (50), BENCH_ARGS (more flags, e.g. "--json")
 #        dataplane: BENCH_VMS (100), BENCH_SYNC_PORTS (1000),
 #                   BENCH_IPERF_SECONDS (10), BENCH_DP_ARGS (more flags,
 #                   e.g. "--runs 3" or "--json")
+#        dhcp:      BENCH_DHCP_VMS (100), BENCH_DHCP_NETWORKS (50),
+#                   BENCH_DHCP_SECONDS (10), BENCH_DHCP_ARGS (more flags)
 set -eu
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
@@ -62,6 +65,19 @@ if [ "${BENCH_ONLY:-dataplane}" = dataplane ]; then
 			--ports "${BENCH_SYNC_PORTS:-1000}" \
 			--iperf-seconds "${BENCH_IPERF_SECONDS:-10}" \
 			${BENCH_DP_ARGS:-} || status=$?
+	fi
+fi
+if [ "${BENCH_ONLY:-dhcp}" = dhcp ]; then
+	echo "== vland bench dhcp"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skipped: the DHCP benchmark needs root (it builds a dev cluster)"
+	else
+		# shellcheck disable=SC2086 # BENCH_DHCP_ARGS is a list of flags
+		"$bin" bench dhcp \
+			--vms "${BENCH_DHCP_VMS:-100}" \
+			--networks "${BENCH_DHCP_NETWORKS:-50}" \
+			--seconds "${BENCH_DHCP_SECONDS:-10}" \
+			${BENCH_DHCP_ARGS:-} || status=$?
 	fi
 fi
 exit $status

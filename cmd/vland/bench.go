@@ -16,9 +16,9 @@ import (
 // runBench is `vland bench <kind> [flags]`; see BENCHMARKS.md.
 func runBench(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(os.Stderr, "usage: vland bench api|dataplane|lists [flags]   (vland bench <kind> -h lists the flags)")
+		fmt.Fprintln(os.Stderr, "usage: vland bench api|dataplane|dhcp|lists [flags]   (vland bench <kind> -h lists the flags)")
 		if len(args) == 0 {
-			return errors.New("which benchmark? (api, dataplane, lists)")
+			return errors.New("which benchmark? (api, dataplane, dhcp, lists)")
 		}
 		return nil
 	}
@@ -27,10 +27,12 @@ func runBench(args []string) error {
 		return runBenchAPI(args[1:])
 	case "dataplane":
 		return runBenchDataplane(args[1:])
+	case "dhcp":
+		return runBenchDHCP(args[1:])
 	case "lists":
 		return runBenchLists(args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q (api, dataplane, lists)", args[0])
+		return fmt.Errorf("unknown benchmark %q (api, dataplane, dhcp, lists)", args[0])
 	}
 }
 
@@ -161,6 +163,50 @@ func runBenchDataplane(args []string) error {
 			if ferr != nil && err == nil {
 				err = ferr
 			}
+		}
+	}
+	return err
+}
+
+// runBenchDHCP is `vland bench dhcp`: lease latency and DHCP transactions
+// per second of one network host agent, on a dev cluster it builds and
+// removes itself.
+func runBenchDHCP(args []string) error {
+	o := bench.DefaultDHCPOptions()
+	fs := flag.NewFlagSet("bench dhcp", flag.ContinueOnError)
+	fs.IntVar(&o.VMs, "vms", o.VMs, "lease: VMs created one after another on one DHCP network (0: skip)")
+	fs.IntVar(&o.Networks, "networks", o.Networks, "throughput: DHCP networks, one load-generator VM each (0: skip)")
+	fs.IntVar(&o.ClientsPerNet, "clients-per-net", o.ClientsPerNet, "throughput: ports with known MACs, one Go DHCP client each, per network")
+	fs.IntVar(&o.Seconds, "seconds", o.Seconds, "throughput: length of the load")
+	fs.IntVar(&o.BaselineSecond, "baseline-seconds", o.BaselineSecond, "throughput: length of the one-network baseline load (0: none)")
+	fs.StringVar(&o.Vland, "vland", "", "vland binary the cluster runs (default: this one)")
+	fs.StringVar(&o.Dir, "dir", o.Dir, "parent directory of the cluster's directory")
+	fs.StringVar(&o.Logs, "logs", "", "copy the cluster's server and agent logs into DIR/<cluster>/ before removing it")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunDHCP(ctx, o)
+	if res != nil {
+		if *asJSON {
+			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
+				err = werr
+			}
+		} else {
+			_ = res.WriteText(os.Stdout)
 		}
 	}
 	return err

@@ -29,6 +29,10 @@ type Options struct {
 	// AgentDownTime the server's --agent-down-time (default 6s).
 	ReportInterval time.Duration
 	AgentDownTime  time.Duration
+	// DHCPAgentsPerNetwork is the server's --dhcp-agents-per-network: how
+	// many network hosts serve each network's DHCP (0: the server's
+	// default, 1).
+	DHCPAgentsPerNetwork int
 	// Logger receives progress (default: discard).
 	Logger *slog.Logger
 }
@@ -73,6 +77,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.AgentDownTime <= 0 {
 		o.AgentDownTime = 6 * time.Second
+	}
+	if o.DHCPAgentsPerNetwork < 0 {
+		return o, fmt.Errorf("DHCP agents per network %d: want 0 (the server's default) or more", o.DHCPAgentsPerNetwork)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

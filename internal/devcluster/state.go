@@ -27,6 +27,9 @@ type State struct {
 	// Agent timing the cluster was started with (Go duration strings).
 	ReportInterval string `json:"report_interval"`
 	AgentDownTime  string `json:"agent_down_time"`
+	// DHCPAgentsPerNetwork, when set, is passed to the server as
+	// --dhcp-agents-per-network.
+	DHCPAgentsPerNetwork int `json:"dhcp_agents_per_network,omitempty"`
 }
 
 // Proc identifies a process the cluster started: the pid and its start

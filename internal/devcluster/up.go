@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -85,6 +86,7 @@ func newState(o Options, prefix string) *State {
 		Name: o.Name, Prefix: prefix, Dir: o.Dir, Binary: o.Binary, Underlay: u.String(),
 		AdminPassword:  randomSecret(),
 		ReportInterval: o.ReportInterval.String(), AgentDownTime: o.AgentDownTime.String(),
+		DHCPAgentsPerNetwork: o.DHCPAgentsPerNetwork,
 	}
 	add := func(role string, n int) {
 		name := hostName(role, n)
@@ -169,6 +171,9 @@ func (c *Cluster) startServer(ctx context.Context) error {
 	_ = os.Remove(urlFile)
 	args := []string{"server", "--listen", "127.0.0.1:0", "--url-file", urlFile,
 		"--data-dir", filepath.Join(st.Dir, "server"), "--agent-down-time", st.AgentDownTime}
+	if st.DHCPAgentsPerNetwork > 0 {
+		args = append(args, "--dhcp-agents-per-network", strconv.Itoa(st.DHCPAgentsPerNetwork))
+	}
 	logPath := filepath.Join(st.Dir, "logs", "server.log")
 	p, err := startDetached(st.Binary, args, []string{"VLAND_ADMIN_PASSWORD=" + st.AdminPassword}, logPath)
 	if err != nil {

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"crypto/sha1"
+	"net"
 	"slices"
 
 	"github.com/google/uuid"
@@ -165,11 +167,20 @@ func (s *Service) createDHCPPort(ctx context.Context, n *model.Network, host str
 	for i, sn := range subnets {
 		reqs[i] = model.FixedIPRequest{SubnetID: sn.ID}
 	}
-	ports, err := s.createPorts(ctx, []model.Fields{{
-		"id": DHCPPortID(n.ID, host), "network_id": n.ID, "project_id": n.ProjectID,
+	id := DHCPPortID(n.ID, host)
+	f := model.Fields{
+		"id": id, "network_id": n.ID, "project_id": n.ProjectID,
 		"device_owner": OwnerDHCP, "device_id": dhcpDeviceID(n.ID, host), "binding:host_id": host,
 		"fixed_ips": reqs, "name": "",
-	}}, false)
+		// A port recreated on the same host (its agent came back) keeps
+		// its MAC, so guests' ARP entries for the DHCP server stay right.
+		"mac_address": s.derivedMAC(id),
+	}
+	ports, err := s.createPorts(ctx, []model.Fields{f}, false)
+	if e, ok := apierr.As(err); ok && e.Type == "MacAddressInUse" {
+		delete(f, "mac_address")
+		ports, err = s.createPorts(ctx, []model.Fields{f}, false)
+	}
 	if err != nil {
 		if e, ok := apierr.As(err); ok && e.Type == "PortExists" {
 			p, _, err := load[model.Port](ctx, s, Ports, DHCPPortID(n.ID, host))
@@ -285,4 +296,10 @@ func (s *Service) DHCPAgentsOf(ctx context.Context, networkID string) ([]*model.
 		}
 	}
 	return out, nil
+}
+
+// derivedMAC is a MAC under the base derived from an id.
+func (s *Service) derivedMAC(id string) string {
+	h := sha1.Sum([]byte(id))
+	return net.HardwareAddr{s.cfg.MACBase[0], s.cfg.MACBase[1], s.cfg.MACBase[2], h[0], h[1], h[2]}.String()
 }
