@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,14 +25,13 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/vland/vland/internal/agentapi"
+	"github.com/vland/vland/internal/namedns/nstest"
 )
 
 // requireRoot skips tests that build namespaces when not run as root.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and bridges")
-	}
+	nstest.RequireRoot(t, "network namespaces, veth pairs and bridges")
 }
 
 var nsSeq atomic.Int64
@@ -49,46 +47,8 @@ type testNS struct {
 // test ends.
 func newNS(t *testing.T) *testNS {
 	t.Helper()
-	name := fmt.Sprintf("vagt-%d-%d", os.Getpid(), nsSeq.Add(1))
-	type result struct {
-		fd  netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{netns.None(), err}
-			return
-		}
-		defer orig.Close()
-		fd, err := netns.NewNamed(name)
-		if serr := netns.Set(orig); serr != nil {
-			ch <- result{netns.None(), errors.Join(err, serr)}
-			return // the thread stays locked and is retired
-		}
-		runtime.UnlockOSThread()
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("create namespace %s: %v", name, r.err)
-	}
-	t.Cleanup(func() {
-		r.fd.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete namespace %s: %v", name, err)
-		}
-	})
-	h, err := netlink.NewHandleAt(r.fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	n := &testNS{name: name, fd: r.fd, h: h}
-	n.up(t, "lo")
-	return n
+	ns := nstest.New(t, "vagt")
+	return &testNS{name: ns.Name, fd: ns.Fd, h: ns.H}
 }
 
 func (n *testNS) link(t *testing.T, name string) netlink.Link {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -19,14 +18,14 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/vland/vland/internal/namedns/nstest"
 )
 
 // requireRoot skips tests that build namespaces when not run as root.
 func requireRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root: creates network namespaces, veth pairs and a bridge")
-	}
+	nstest.RequireRoot(tb, "network namespaces, veth pairs and a bridge")
 }
 
 // requireTool skips a test when a client it drives is not installed.
@@ -54,53 +53,8 @@ type testNS struct {
 // ends, pass or fail. Everything the tests build lives in namespaces like it.
 func newNS(tb testing.TB) *testNS {
 	tb.Helper()
-	name := fmt.Sprintf("vdhcpt-%d-%d", os.Getpid(), nsSeq.Add(1))
-	fd, err := newNamedNS(name)
-	if err != nil {
-		tb.Fatalf("create namespace %s: %v", name, err)
-	}
-	tb.Cleanup(func() {
-		fd.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			tb.Errorf("delete namespace %s: %v", name, err)
-		}
-	})
-	h, err := netlink.NewHandleAt(fd)
-	if err != nil {
-		tb.Fatalf("netlink handle in %s: %v", name, err)
-	}
-	tb.Cleanup(h.Close)
-	n := &testNS{name: name, fd: fd, h: h}
-	n.up(tb, "lo")
-	return n
-}
-
-// newNamedNS creates a namespace bound at /run/netns/<name> on a locked
-// thread that returns to its own namespace before being released.
-func newNamedNS(name string) (netns.NsHandle, error) {
-	type result struct {
-		fd  netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{netns.None(), err}
-			return
-		}
-		defer orig.Close()
-		fd, err := netns.NewNamed(name)
-		if serr := netns.Set(orig); serr != nil {
-			ch <- result{netns.None(), errors.Join(err, serr)}
-			return // the thread stays locked and is retired
-		}
-		runtime.UnlockOSThread()
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
+	ns := nstest.New(tb, "vdhcpt")
+	return &testNS{name: ns.Name, fd: ns.Fd, h: ns.H}
 }
 
 func (n *testNS) link(tb testing.TB, name string) netlink.Link {

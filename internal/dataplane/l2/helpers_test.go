@@ -7,9 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -18,14 +16,14 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/namedns/nstest"
 )
 
 // requireRoot skips tests that build namespaces when not run as root.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs, bridges and vxlan devices")
-	}
+	nstest.RequireRoot(t, "network namespaces, veth pairs, bridges and vxlan devices")
 }
 
 // nsSeq numbers the namespaces of this test process; with the pid it makes
@@ -43,53 +41,8 @@ type testNS struct {
 // pass or fail. Everything a test builds lives in namespaces like this one.
 func newNS(t *testing.T) *testNS {
 	t.Helper()
-	name := fmt.Sprintf("vl2t-%d-%d", os.Getpid(), nsSeq.Add(1))
-	fd, err := newNamedNS(name)
-	if err != nil {
-		t.Fatalf("create namespace %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		fd.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete namespace %s: %v", name, err)
-		}
-	})
-	h, err := netlink.NewHandleAt(fd)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", name, err)
-	}
-	t.Cleanup(h.Close)
-	n := &testNS{name: name, fd: fd, h: h}
-	n.up(t, "lo")
-	return n
-}
-
-// newNamedNS creates a namespace bound at /run/netns/<name> on a locked
-// thread that returns to its own namespace before being released.
-func newNamedNS(name string) (netns.NsHandle, error) {
-	type result struct {
-		fd  netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{netns.None(), err}
-			return
-		}
-		defer orig.Close()
-		fd, err := netns.NewNamed(name)
-		if serr := netns.Set(orig); serr != nil {
-			ch <- result{netns.None(), errors.Join(err, serr)}
-			return // the thread stays locked and is retired
-		}
-		runtime.UnlockOSThread()
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
+	ns := nstest.New(t, "vl2t")
+	return &testNS{name: ns.Name, fd: ns.Fd, h: ns.H}
 }
 
 // link returns a link of the namespace by name, failing the test if missing.

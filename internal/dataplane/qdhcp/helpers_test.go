@@ -3,7 +3,6 @@ package qdhcp
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,14 +17,14 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/vland/vland/internal/namedns/nstest"
 )
 
 // requireRoot skips tests that build namespaces when not run as root.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and a bridge")
-	}
+	nstest.RequireRoot(t, "network namespaces, veth pairs and a bridge")
 }
 
 // nsSeq numbers the namespaces of this test process.
@@ -49,51 +47,8 @@ type testNS struct {
 // the test ends.
 func newNS(t *testing.T) *testNS {
 	t.Helper()
-	name := fmt.Sprintf("vqdt-%d-%d", os.Getpid(), nsSeq.Add(1))
-	fd, err := newNamedNS(name)
-	if err != nil {
-		t.Fatalf("create namespace %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		fd.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("delete namespace %s: %v", name, err)
-		}
-	})
-	h, err := netlink.NewHandleAt(fd)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", name, err)
-	}
-	t.Cleanup(h.Close)
-	n := &testNS{name: name, fd: fd, h: h}
-	n.up(t, "lo")
-	return n
-}
-
-func newNamedNS(name string) (netns.NsHandle, error) {
-	type result struct {
-		fd  netns.NsHandle
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{netns.None(), err}
-			return
-		}
-		defer orig.Close()
-		fd, err := netns.NewNamed(name)
-		if serr := netns.Set(orig); serr != nil {
-			ch <- result{netns.None(), errors.Join(err, serr)}
-			return // the thread stays locked and is retired
-		}
-		runtime.UnlockOSThread()
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
+	ns := nstest.New(t, "vqdt")
+	return &testNS{name: ns.Name, fd: ns.Fd, h: ns.H}
 }
 
 func (n *testNS) link(t *testing.T, name string) netlink.Link {

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/vland/vland/internal/dataplane/dhcp"
+	"github.com/vland/vland/internal/namedns/nstest"
 )
 
 const (
@@ -301,12 +301,7 @@ func BenchmarkReconcile50Networks(b *testing.B) {
 	}
 	prefix := testPrefix()
 	b.Cleanup(func() { removeLeftovers(prefix) })
-	name := fmt.Sprintf("vqdt-%d-%d", os.Getpid(), nsSeq.Add(1))
-	fd, err := newNamedNS(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { fd.Close(); _ = netns.DeleteNamed(name) })
+	name := nstest.New(b, "vqdt").Name
 	m, err := New(name, Options{Prefix: prefix, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
