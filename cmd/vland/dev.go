@@ -121,6 +121,19 @@ func (f *devFlags) open() (*devcluster.Cluster, error) {
 	return devcluster.Open(f.cluster, f.dir, f.logger())
 }
 
+// openBare parses flags for a command that takes no arguments and opens
+// the cluster.
+func (f *devFlags) openBare(args []string, usage string) (*devcluster.Cluster, error) {
+	pos, err := f.parse(args)
+	if err != nil {
+		return nil, err
+	}
+	if err := wantArgs(pos, 0, usage); err != nil {
+		return nil, err
+	}
+	return f.open()
+}
+
 func wantArgs(pos []string, n int, usage string) error {
 	if len(pos) != n {
 		return fmt.Errorf("usage: vland dev %s", usage)
@@ -182,14 +195,7 @@ func printJSON(v any) error {
 
 func devStatus(ctx context.Context, args []string) error {
 	f := newDevFlags("status", true)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 0, "status [--cluster N] [-f json]"); err != nil {
-		return err
-	}
-	c, err := f.open()
+	c, err := f.openBare(args, "status [--cluster N] [-f json]")
 	if err != nil {
 		return err
 	}
@@ -338,14 +344,7 @@ func devVMDelete(ctx context.Context, args []string) error {
 
 func devVMList(ctx context.Context, args []string) error {
 	f := newDevFlags("vm list", true)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 0, "vm list [-f json]"); err != nil {
-		return err
-	}
-	c, err := f.open()
+	c, err := f.openBare(args, "vm list [-f json]")
 	if err != nil {
 		return err
 	}
@@ -386,14 +385,7 @@ func devHost(ctx context.Context, args []string) error {
 
 func devDemo(ctx context.Context, args []string) error {
 	f := newDevFlags("demo", true)
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 0, "demo [--cluster N] [-f json]"); err != nil {
-		return err
-	}
-	c, err := f.open()
+	c, err := f.openBare(args, "demo [--cluster N] [-f json]")
 	if err != nil {
 		return err
 	}
