@@ -52,14 +52,17 @@ func (s *Service) dhcpSnapshot() dhcpState {
 			st.subnets[id] = it.Value.(*model.Cached).Obj.(*model.Subnet)
 			return true
 		})
-		snap.Each(Ports, func(_ string, it storeItem) bool {
-			p := it.Value.(*model.Cached).Obj.(*model.Port)
-			if p.DeviceOwner == OwnerDHCP {
-				st.ports[p.NetworkID] = append(st.ports[p.NetworkID], p)
-				st.load[p.HostID]++
+		// The index knows each network's DHCP ports: no scan of every port
+		// on each pass (a pass runs after every change).
+		for _, n := range st.nets {
+			for _, id := range s.idx.dhcpPorts(n.ID) {
+				if it, ok := snap.Get(Ports, id); ok {
+					p := it.Value.(*model.Cached).Obj.(*model.Port)
+					st.ports[n.ID] = append(st.ports[n.ID], p)
+					st.load[p.HostID]++
+				}
 			}
-			return true
-		})
+		}
 		snap.Each(Agents, func(_ string, it storeItem) bool {
 			if a := it.Value.(*model.Cached).Obj.(*model.Agent); a.AgentType == model.AgentTypeDHCP {
 				st.agents[a.Host] = a

@@ -3,6 +3,7 @@ package service
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/vland/vland/internal/model"
@@ -170,4 +171,16 @@ func (ix *index) macUsed(network, mac string) bool {
 	defer ix.mu.RUnlock()
 	_, used := ix.macs[network][mac]
 	return used
+}
+
+// dhcpPorts returns the ids of a network's DHCP ports, sorted.
+func (ix *index) dhcpPorts(network string) []string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	out := make([]string, 0, len(ix.dhcp[network]))
+	for id := range ix.dhcp[network] {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }
