@@ -345,7 +345,6 @@ type env struct {
 	compute   []string          // hosts for VMs, compute1..K
 	syncHost  string            // the last compute host
 	hostNS    map[string]string // host -> namespace
-	netSeq    int
 }
 
 func (d *dataplane) newEnv(ctx context.Context, c *devcluster.Cluster) (*env, error) {

@@ -244,25 +244,6 @@ func pyList(values []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// listOf applies each to every element of a JSON list.
-func listOf(each func(any) (any, error)) func(any) (any, error) {
-	return func(v any) (any, error) {
-		list, ok := v.([]any)
-		if !ok {
-			return nil, reason("'%s' is not a list", show(v))
-		}
-		out := make([]any, 0, len(list))
-		for _, it := range list {
-			pv, err := each(it)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, pv)
-		}
-		return out, nil
-	}
-}
-
 // dictWith checks an object has only the allowed keys and the required ones.
 func dictWith(v any, required []string, optional ...string) (map[string]any, error) {
 	m, ok := v.(map[string]any)

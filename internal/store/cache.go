@@ -35,7 +35,6 @@ type Cache struct {
 	objects map[string]map[string]Item
 	advance chan struct{} // closed and replaced whenever rev moves
 	ready   chan struct{}
-	err     error
 	indexer Indexer
 }
 

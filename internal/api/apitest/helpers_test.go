@@ -144,17 +144,6 @@ func (e *env) addUser(u *user, role string) error {
 	return nil
 }
 
-// login authenticates u with its password through Keystone v3, as any
-// OpenStack client does, and records its token, ids and network endpoint.
-func (e *env) login(t testing.TB, u *user) *user {
-	t.Helper()
-	u, err := e.loginErr(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
 func (e *env) loginErr(u *user) (*user, error) {
 	opts := gophercloud.AuthOptions{
 		IdentityEndpoint: e.srv.URL + "/identity/v3",

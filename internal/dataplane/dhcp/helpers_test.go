@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,10 +36,6 @@ func requireTool(tb testing.TB, name, pkg string) string {
 	}
 	return p
 }
-
-// nsSeq numbers the namespaces of this test process; with the pid it makes
-// names unique across concurrent runs.
-var nsSeq atomic.Int64
 
 // testNS is a named network namespace that lives as long as one test.
 type testNS struct {

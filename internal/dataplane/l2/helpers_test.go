@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,10 +24,6 @@ func requireRoot(t *testing.T) {
 	t.Helper()
 	nstest.RequireRoot(t, "network namespaces, veth pairs, bridges and vxlan devices")
 }
-
-// nsSeq numbers the namespaces of this test process; with the pid it makes
-// names unique across concurrent runs.
-var nsSeq atomic.Int64
 
 // testNS is a named network namespace that lives as long as one test.
 type testNS struct {
