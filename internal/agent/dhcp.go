@@ -10,7 +10,9 @@ import (
 
 	"github.com/vland/vland/internal/agentapi"
 	"github.com/vland/vland/internal/dataplane/dhcp"
+	"github.com/vland/vland/internal/dataplane/dhcp6"
 	"github.com/vland/vland/internal/dataplane/qdhcp"
+	"github.com/vland/vland/internal/dataplane/ra"
 )
 
 // OwnerDHCP is the device_owner of a DHCP port: a local one is a network
@@ -29,6 +31,9 @@ type dhcpConfig struct {
 	LeaseTime time.Duration
 	// Domain is option 15, without a trailing dot.
 	Domain string
+	// RAInterval is the most time between unsolicited router
+	// advertisements; zero is the ra package's default.
+	RAInterval time.Duration
 }
 
 // dhcpServices translates a host view into the DHCP services the host runs:
@@ -114,7 +119,128 @@ func dhcpService(n agentapi.Network, d agentapi.Port, subnets map[string]agentap
 		}
 	}
 	s.Table = dhcp.NewTable(servers, rs...)
+	s.Table6 = dhcpV6Table(n, d, subnets, netPorts, cfg)
+	s.RA = advertisement(n, subnets, cfg)
 	return s
+}
+
+// IPv6 address modes, Neutron's.
+const (
+	modeSLAAC     = "slaac"
+	modeStateful  = "dhcpv6-stateful"
+	modeStateless = "dhcpv6-stateless"
+)
+
+// dhcpV6 reports whether a subnet is served by DHCPv6: an IPv6 subnet with
+// DHCP on and a DHCPv6 address mode (SLAAC hosts need only RAs).
+func dhcpV6(sn agentapi.Subnet) bool {
+	return sn.EnableDHCP && sn.IPVersion == 6 && (sn.IPv6AddressMode == modeStateful || sn.IPv6AddressMode == modeStateless)
+}
+
+// dhcpV6Table is the DHCPv6 table of DHCP port d: every other port with an
+// address in a DHCPv6 subnet gets, by MAC, its addresses in the stateful
+// ones, and the DNS servers (the subnet's IPv6 dns_nameservers, else the
+// DHCP port's address there) and the search domain of the first.
+func dhcpV6Table(n agentapi.Network, d agentapi.Port, subnets map[string]agentapi.Subnet, netPorts []agentapi.Port, cfg dhcpConfig) dhcp6.Table {
+	var stateful []netip.Prefix
+	serverIn := map[string]netip.Addr{}
+	for _, f := range d.FixedIPs {
+		if sn, ok := subnets[f.SubnetID]; ok && sn.NetworkID == n.ID && dhcpV6(sn) && f.IPAddress.Is6() {
+			if _, ok := serverIn[sn.ID]; !ok {
+				serverIn[sn.ID] = f.IPAddress
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(subnets)) {
+		if sn := subnets[id]; sn.NetworkID == n.ID && dhcpV6(sn) && sn.IPv6AddressMode == modeStateful {
+			stateful = append(stateful, sn.CIDR.Masked())
+		}
+	}
+	var rs []dhcp6.Reservation
+	for _, p := range netPorts {
+		if p.ID == d.ID {
+			continue
+		}
+		mac, err := net.ParseMAC(p.MACAddress)
+		if err != nil || len(mac) != 6 {
+			continue
+		}
+		r := dhcp6.Reservation{MAC: mac, LeaseTime: cfg.LeaseTime}
+		found := false
+		for _, f := range p.FixedIPs {
+			sn, ok := subnets[f.SubnetID]
+			if !ok || sn.NetworkID != n.ID || !dhcpV6(sn) || !f.IPAddress.Is6() {
+				continue
+			}
+			if !found {
+				found = true
+				r.DNS = nameservers6(sn, serverIn[sn.ID])
+				if cfg.Domain != "" {
+					r.DomainSearch = []string{cfg.Domain}
+				}
+			}
+			if sn.IPv6AddressMode == modeStateful {
+				r.Addrs = append(r.Addrs, f.IPAddress)
+			}
+		}
+		if found {
+			rs = append(rs, r)
+		}
+	}
+	return dhcp6.NewTable(stateful, rs...)
+}
+
+// nameservers6 are a subnet's IPv6 DNS servers: its dns_nameservers, none
+// for a lone "::", else the DHCP port's own address there.
+func nameservers6(sn agentapi.Subnet, server netip.Addr) []netip.Addr {
+	if len(sn.DNSNameservers) > 0 {
+		var out []netip.Addr
+		for _, a := range sn.DNSNameservers {
+			if a.Is6() && !a.Is4In6() && !a.IsUnspecified() {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	if server.IsValid() {
+		return []netip.Addr{server}
+	}
+	return nil
+}
+
+// advertisement is what the DHCP port announces for the network's IPv6
+// subnets that have an ipv6_ra_mode (Neutron runs radvd only for those):
+// one RA with the flags of every such subnet, its prefix on-link and, for
+// slaac and dhcpv6-stateless, autonomous; the network MTU; router lifetime
+// zero, since the DHCP port routes nowhere. nil when no subnet wants RAs.
+func advertisement(n agentapi.Network, subnets map[string]agentapi.Subnet, cfg dhcpConfig) *ra.Config {
+	var c ra.Config
+	for _, id := range slices.Sorted(maps.Keys(subnets)) {
+		sn := subnets[id]
+		if sn.NetworkID != n.ID || sn.IPVersion != 6 || sn.IPv6RAMode == "" || !sn.CIDR.Addr().Is6() {
+			continue
+		}
+		switch sn.IPv6RAMode {
+		case modeStateful:
+			c.Managed, c.Other = true, true
+		case modeStateless:
+			c.Other = true
+		}
+		c.Prefixes = append(c.Prefixes, ra.Prefix{
+			Prefix: sn.CIDR.Masked(), OnLink: true,
+			Autonomous: sn.IPv6RAMode == modeSLAAC || sn.IPv6RAMode == modeStateless,
+		})
+		for _, a := range sn.DNSNameservers {
+			if a.Is6() && !a.Is4In6() && !a.IsUnspecified() && !slices.Contains(c.DNS, a) {
+				c.DNS = append(c.DNS, a)
+			}
+		}
+	}
+	if len(c.Prefixes) == 0 {
+		return nil
+	}
+	c.MTU, c.Interval = n.MTU, cfg.RAInterval
+	return &c
 }
 
 // dhcpV4 reports whether a subnet is served by DHCPv4.

@@ -268,6 +268,9 @@ func stopProcesses(st *State, dir string, log *slog.Logger) []error {
 			if !v.DHCPClient.kill(syscall.SIGKILL, 5*time.Second) {
 				errs = append(errs, fmt.Errorf("DHCP client of VM %s (pid %d) does not end", v.Name, v.DHCPClient.PID))
 			}
+			if !v.DHCP6Client.kill(syscall.SIGKILL, 5*time.Second) {
+				errs = append(errs, fmt.Errorf("DHCPv6 client of VM %s (pid %d) does not end", v.Name, v.DHCP6Client.PID))
+			}
 		}
 		for _, h := range st.Hosts {
 			if !h.Agent.kill(syscall.SIGKILL, 5*time.Second) {

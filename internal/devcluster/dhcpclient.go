@@ -190,7 +190,7 @@ func (c *Cluster) RenewVMLease(name string) error {
 func (c *Cluster) useDHCP(ctx context.Context, vm *VM, addrs []portAddr) (bool, error) {
 	wants := false
 	for _, a := range addrs {
-		wants = wants || a.DHCP
+		wants = wants || a.DHCP || a.Auto6 != ""
 	}
 	if !wants {
 		return false, nil
@@ -342,4 +342,11 @@ type portAddr struct {
 	Prefix  netip.Prefix // the address with its subnet's prefix length
 	Gateway netip.Addr   // the subnet's gateway_ip; invalid when none
 	DHCP    bool         // IPv4 in a subnet with enable_dhcp
+	Auto6   string       // IPv6 configured by the guest: auto6SLAAC, auto6DHCP or "" (static)
 }
+
+// How a VM's IPv6 address is configured.
+const (
+	auto6SLAAC = "slaac"
+	auto6DHCP  = "dhcpv6"
+)

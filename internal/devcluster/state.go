@@ -80,6 +80,8 @@ type VM struct {
 	// namespace); otherwise they were configured statically.
 	DHCP       bool `json:"dhcp,omitempty"`
 	DHCPClient Proc `json:"dhcp_client,omitzero"`
+	// DHCP6Client is dhclient -6, for an address in a dhcpv6-stateful subnet.
+	DHCP6Client Proc `json:"dhcp6_client,omitzero"`
 }
 
 const stateFile = "state.json"

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -159,9 +160,11 @@ func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, o VMOptions) e
 	if vm.IP == "" && len(addrs) > 0 {
 		vm.IP = addrs[0].Prefix.Addr().String()
 	}
-	if vm.DHCP, err = c.useDHCP(ctx, vm, addrs); err != nil {
+	auto, err := c.useDHCP(ctx, vm, addrs)
+	if err != nil {
 		return err
 	}
+	vm.DHCP = auto && slices.ContainsFunc(addrs, func(a portAddr) bool { return a.DHCP })
 	// The DHCP client configures the port's first address in a
 	// DHCP-enabled IPv4 subnet (a DHCP server answers a MAC with one
 	// address, that one), with the IPv4 routes and the MTU; the rest is
@@ -169,9 +172,18 @@ func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, o VMOptions) e
 	var static []netip.Prefix
 	var gws []netip.Addr
 	var lease netip.Prefix
+	var slaac, dhcp6 []netip.Prefix
 	for _, a := range addrs {
 		if vm.DHCP && a.DHCP && !lease.IsValid() {
 			lease = a.Prefix
+			continue
+		}
+		if auto && a.Auto6 == auto6SLAAC {
+			slaac = append(slaac, a.Prefix)
+			continue
+		}
+		if auto && a.Auto6 == auto6DHCP && len(dhcp6) == 0 {
+			dhcp6 = append(dhcp6, a.Prefix) // one address per IA_NA answer: the first
 			continue
 		}
 		static = append(static, a.Prefix)
@@ -198,7 +210,19 @@ func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, o VMOptions) e
 		return err
 	}
 	if vm.DHCP {
-		return c.obtainLease(ctx, vm, lease, o.DHCPTimeout)
+		if err := c.obtainLease(ctx, vm, lease, o.DHCPTimeout); err != nil {
+			return err
+		}
+	}
+	for _, p := range slaac {
+		if err := c.waitSLAAC(ctx, vm, p); err != nil {
+			return err
+		}
+	}
+	for _, p := range dhcp6 {
+		if err := c.obtainLease6(ctx, vm, p); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -301,6 +325,8 @@ func portAddresses(ctx context.Context, cl *Client, p port) ([]portAddr, error) 
 				CIDR       string `json:"cidr"`
 				GatewayIP  string `json:"gateway_ip"`
 				EnableDHCP bool   `json:"enable_dhcp"`
+				RAMode     string `json:"ipv6_ra_mode"`
+				AddrMode   string `json:"ipv6_address_mode"`
 			} `json:"subnet"`
 		}
 		if err := cl.Do(ctx, http.MethodGet, "/v2.0/subnets/"+url.PathEscape(f.SubnetID), nil, &out); err != nil {
@@ -315,6 +341,14 @@ func portAddresses(ctx context.Context, cl *Client, p port) ([]portAddr, error) 
 			return nil, fmt.Errorf("port address: %w", err)
 		}
 		a := portAddr{Prefix: netip.PrefixFrom(ip, sn.Bits()), DHCP: out.Subnet.EnableDHCP && ip.Is4()}
+		if ip.Is6() && out.Subnet.EnableDHCP {
+			switch {
+			case out.Subnet.AddrMode == "dhcpv6-stateful":
+				a.Auto6 = auto6DHCP
+			case out.Subnet.RAMode != "" && (out.Subnet.AddrMode == "slaac" || out.Subnet.AddrMode == "dhcpv6-stateless"):
+				a.Auto6 = auto6SLAAC
+			}
+		}
 		if gw, err := netip.ParseAddr(out.Subnet.GatewayIP); err == nil {
 			a.Gateway = gw
 		}
@@ -410,6 +444,14 @@ func (c *Cluster) DeleteVM(ctx context.Context, name string) error {
 	var errs []error
 	if err := stopDHCPClient(vm); err != nil {
 		errs = append(errs, err)
+	}
+	if err := stopDHCP6Client(vm); err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range []string{c.lease6File(name), filepath.Join(c.Dir(), dhcpDir, name+".dhclient6.leases"), filepath.Join(c.Dir(), dhcpDir, name+".dhclient6.pid"), filepath.Join(c.Dir(), dhcpDir, name+".dhclient6.sh")} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	if err := os.Remove(c.leaseFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)

@@ -130,11 +130,21 @@ func Handle(name string) (*netlink.Handle, error) {
 	return h, nil
 }
 
-// Do runs fn on a locked thread switched into the named namespace. What fn
-// creates there (sockets, child processes) stays in that namespace after
-// the thread returns to its own.
+// Do runs fn on a locked thread switched into the named namespace (a name
+// from `ip netns add`, or a path such as /proc/<pid>/ns/net; "" runs fn where
+// the caller is). What fn creates there (sockets, child processes) stays in
+// that namespace after the thread returns to its own.
 func Do(name string, fn func() error) error {
-	target, err := netns.GetFromName(name)
+	if name == "" {
+		return fn()
+	}
+	var target netns.NsHandle
+	var err error
+	if strings.Contains(name, "/") {
+		target, err = netns.GetFromPath(name)
+	} else {
+		target, err = netns.GetFromName(name)
+	}
 	if err != nil {
 		return fmt.Errorf("open namespace %s: %w", name, err)
 	}

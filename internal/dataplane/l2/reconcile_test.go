@@ -176,8 +176,8 @@ func TestSecondReconcileChangesNothing(t *testing.T) {
 		t.Errorf("vxlan-5000 bound to device %d, want ul0", v.VtepDevIndex)
 	}
 	idx, fdb, neigh := h.indexes(t), h.fdb(t, "vxlan-5000"), h.neighs(t, "vxlan-5000")
-	if len(fdb) != 5 || len(neigh) != 4 {
-		t.Fatalf("fdb %v and neighbours %v, want 2 flood + 3 mac entries and 4 addresses", fdb, neigh)
+	if len(fdb) != 5 || len(neigh) != 7 {
+		t.Fatalf("fdb %v and neighbours %v, want 2 flood + 3 mac entries and 4 addresses + 3 link-local", fdb, neigh)
 	}
 
 	// The same Manager, and a new one as after an agent restart.
@@ -274,7 +274,8 @@ func TestRemovedRemoteLosesItsFDBAndNeighbourEntries(t *testing.T) {
 		"00:00:00:00:00:00 10.99.0.2", "00:00:00:00:00:00 10.99.0.3",
 		"fa:16:3e:00:00:02 10.99.0.2", "fa:16:3e:00:00:03 10.99.0.3",
 	}
-	wantNeigh := []string{"10.10.0.2 fa:16:3e:00:00:02", "10.10.0.3 fa:16:3e:00:00:03", "fd00::3 fa:16:3e:00:00:03"}
+	wantNeigh := []string{"10.10.0.2 fa:16:3e:00:00:02", "10.10.0.3 fa:16:3e:00:00:03", "fd00::3 fa:16:3e:00:00:03",
+		"fe80::f816:3eff:fe00:2 fa:16:3e:00:00:02", "fe80::f816:3eff:fe00:3 fa:16:3e:00:00:03"}
 	if got := h.fdb(t, "vxlan-42"); !slices.Equal(got, wantFDB) {
 		t.Fatalf("fdb %v, want %v", got, wantFDB)
 	}
@@ -286,7 +287,7 @@ func TestRemovedRemoteLosesItsFDBAndNeighbourEntries(t *testing.T) {
 	if got, want := h.fdb(t, "vxlan-42"), []string{"00:00:00:00:00:00 10.99.0.2", "fa:16:3e:00:00:02 10.99.0.2"}; !slices.Equal(got, want) {
 		t.Errorf("after removal: fdb %v, want %v", got, want)
 	}
-	if got, want := h.neighs(t, "vxlan-42"), []string{"10.10.0.2 fa:16:3e:00:00:02"}; !slices.Equal(got, want) {
+	if got, want := h.neighs(t, "vxlan-42"), []string{"10.10.0.2 fa:16:3e:00:00:02", "fe80::f816:3eff:fe00:2 fa:16:3e:00:00:02"}; !slices.Equal(got, want) {
 		t.Errorf("after removal: neighbours %v, want %v", got, want)
 	}
 

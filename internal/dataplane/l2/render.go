@@ -209,6 +209,14 @@ func renderRemotes(dev string, remotes []Remote) ([]FDBSpec, []NeighSpec) {
 			ip = ip.Unmap()
 			neighs[ip] = NeighSpec{Device: dev, IP: ip, MAC: r.MAC}
 		}
+		// The VXLAN device answers neighbour solicitations itself and drops
+		// those it cannot answer, so a remote port's link-local address
+		// (the source of its DHCPv6 and router solicitations, where replies
+		// go) needs an entry too: the EUI-64 one of its MAC, as a guest
+		// makes by default.
+		if ll, ok := linkLocal(r.MAC); ok {
+			neighs[ll] = NeighSpec{Device: dev, IP: ll, MAC: r.MAC}
+		}
 	}
 	var fdb []FDBSpec
 	for _, v := range slices.SortedFunc(maps.Keys(vteps), netip.Addr.Compare) {
@@ -222,6 +230,15 @@ func renderRemotes(dev string, remotes []Remote) ([]FDBSpec, []NeighSpec) {
 		ns = append(ns, neighs[ip])
 	}
 	return fdb, ns
+}
+
+// linkLocal is the modified-EUI-64 IPv6 link-local address of an Ethernet
+// MAC (RFC 4291 appendix A).
+func linkLocal(mac net.HardwareAddr) (netip.Addr, bool) {
+	if len(mac) != 6 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 8: mac[0] ^ 2, 9: mac[1], 10: mac[2], 11: 0xff, 12: 0xfe, 13: mac[3], 14: mac[4], 15: mac[5]}), true
 }
 
 // Links is every link of the plan, network by network, in wiring order.

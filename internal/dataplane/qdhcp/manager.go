@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vland/vland/internal/dataplane/dhcp"
+	"github.com/vland/vland/internal/dataplane/dhcp6"
+	"github.com/vland/vland/internal/dataplane/ra"
 )
 
 // Options tune a Manager.
@@ -50,9 +52,11 @@ type Manager struct {
 type instance struct {
 	portID  string
 	ns      string
-	nsID    uint64 // inode of the namespace
-	ifindex int    // of ns-<port11> inside it
-	srv     *dhcp.Server
+	nsID    uint64         // inode of the namespace
+	ifindex int            // of ns-<port11> inside it
+	srv     *dhcp.Server   // nil: no IPv4 to serve
+	srv6    *dhcp6.Server  // nil: no DHCPv6 subnet
+	adv     *ra.Advertiser // nil: no router advertisements from here
 }
 
 // New returns a Manager for the host namespace hostNS: "" is the caller's
@@ -122,7 +126,9 @@ func (m *Manager) Stats() map[string]dhcp.Stats {
 	defer m.mu.Unlock()
 	out := make(map[string]dhcp.Stats, len(m.servers))
 	for id, inst := range m.servers {
-		out[id] = inst.srv.Stats()
+		if inst.srv != nil {
+			out[id] = inst.srv.Stats()
+		}
 	}
 	return out
 }
@@ -193,8 +199,16 @@ func (m *Manager) Reconcile(ctx context.Context, services []Service) (Result, er
 	// Tables first: a port the agent just learned is served now, not after
 	// the kernel has been read for every network.
 	for id, s := range want {
-		if inst := m.servers[id]; inst != nil && inst.portID == s.PortID && s.serves() {
-			inst.srv.SetTable(s.Table)
+		if inst := m.servers[id]; inst != nil && inst.portID == s.PortID {
+			if inst.srv != nil && s.serves() {
+				inst.srv.SetTable(s.Table)
+			}
+			if inst.srv6 != nil && !s.Table6.Empty() {
+				inst.srv6.SetTable(s.Table6)
+			}
+			if inst.adv != nil && s.RA != nil {
+				inst.adv.SetConfig(*s.RA)
+			}
 		}
 	}
 	r := &run{m: m}
@@ -459,17 +473,16 @@ func (r *run) syncAddrs(nh *netlink.Handle, dev netlink.Link, want []netip.Prefi
 	return nil
 }
 
-// ensureServer keeps the network's server running on the device it was
-// started on, restarting it when the namespace, the device or the DHCP port
-// changed, and starting it when there is none.
+// ensureServer keeps the network's servers (DHCPv4, DHCPv6, router
+// advertisements) running on the device they were started on, restarting
+// them when the namespace, the device or the DHCP port changed, starting the
+// ones the service needs and stopping the ones it no longer does.
 func (r *run) ensureServer(s Service, name string, nsID uint64, ifindex int) error {
 	m := r.m
 	inst := m.servers[s.NetworkID]
 	if inst != nil {
 		why := ""
 		switch {
-		case !s.serves():
-			why = "the network has no IPv4 address to serve"
 		case inst.portID != s.PortID:
 			why = "the DHCP port is now " + s.PortID
 		case inst.nsID != nsID:
@@ -484,19 +497,66 @@ func (r *run) ensureServer(s Service, name string, nsID uint64, ifindex int) err
 			inst = nil
 		}
 	}
-	if inst != nil || !s.serves() {
-		return nil
+	if inst == nil {
+		inst = &instance{portID: s.PortID, ns: name, nsID: nsID, ifindex: ifindex}
 	}
-	if err := s.Table.Validate(); err != nil {
-		m.log.Warn("DHCP table has problems; serving what it can", "network", s.NetworkID, "err", err)
+	log := m.log.With("network", s.NetworkID)
+	started := false
+	var errs []error
+	switch {
+	case s.serves() && inst.srv == nil:
+		if err := s.Table.Validate(); err != nil {
+			log.Warn("DHCP table has problems; serving what it can", "err", err)
+		}
+		srv := dhcp.NewServer(s.Table, dhcp.ServerOptions{Logger: log})
+		if err := srv.Start(NamespacePath(name), DeviceName(s.PortID)); err != nil {
+			errs = append(errs, err)
+		} else {
+			inst.srv, started = srv, true
+		}
+	case !s.serves() && inst.srv != nil:
+		log.Info("stopping DHCPv4 server", "why", "the network has no IPv4 address to serve")
+		errs = append(errs, inst.srv.Stop())
+		inst.srv = nil
 	}
-	srv := dhcp.NewServer(s.Table, dhcp.ServerOptions{Logger: m.log.With("network", s.NetworkID)})
-	if err := srv.Start(NamespacePath(name), DeviceName(s.PortID)); err != nil {
-		return err
+	switch {
+	case !s.Table6.Empty() && inst.srv6 == nil:
+		if err := s.Table6.Validate(); err != nil {
+			log.Warn("DHCPv6 table has problems; serving what it can", "err", err)
+		}
+		srv := dhcp6.NewServer(s.Table6, dhcp6.ServerDUID(s.MAC), log)
+		if err := srv.Start(NamespacePath(name), DeviceName(s.PortID)); err != nil {
+			errs = append(errs, err)
+		} else {
+			inst.srv6, started = srv, true
+		}
+	case s.Table6.Empty() && inst.srv6 != nil:
+		log.Info("stopping DHCPv6 server", "why", "the network has no DHCPv6 subnet")
+		errs = append(errs, inst.srv6.Stop())
+		inst.srv6 = nil
 	}
-	m.servers[s.NetworkID] = &instance{portID: s.PortID, ns: name, nsID: nsID, ifindex: ifindex, srv: srv}
-	r.started = append(r.started, s.NetworkID)
-	return nil
+	switch {
+	case s.RA != nil && inst.adv == nil:
+		adv := ra.New(*s.RA, log)
+		if err := adv.Start(NamespacePath(name), DeviceName(s.PortID)); err != nil {
+			errs = append(errs, err)
+		} else {
+			inst.adv, started = adv, true
+		}
+	case s.RA == nil && inst.adv != nil:
+		log.Info("stopping router advertisements", "why", "no subnet wants them from here")
+		errs = append(errs, inst.adv.Stop())
+		inst.adv = nil
+	}
+	if inst.srv != nil || inst.srv6 != nil || inst.adv != nil {
+		m.servers[s.NetworkID] = inst
+	} else {
+		delete(m.servers, s.NetworkID)
+	}
+	if started {
+		r.started = append(r.started, s.NetworkID)
+	}
+	return errors.Join(errs...)
 }
 
 // stop stops and forgets a network's server.
@@ -507,7 +567,17 @@ func (m *Manager) stop(networkID, why string) error {
 	}
 	delete(m.servers, networkID)
 	m.log.Info("stopping DHCP server", "network", networkID, "namespace", inst.ns, "why", why)
-	return inst.srv.Stop()
+	var errs []error
+	if inst.srv != nil {
+		errs = append(errs, inst.srv.Stop())
+	}
+	if inst.srv6 != nil {
+		errs = append(errs, inst.srv6.Stop())
+	}
+	if inst.adv != nil {
+		errs = append(errs, inst.adv.Stop())
+	}
+	return errors.Join(errs...)
 }
 
 // cleanup stops the servers of networks no service wants and removes the

@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/vland/vland/internal/dataplane/dhcp"
+	"github.com/vland/vland/internal/dataplane/dhcp6"
 	"github.com/vland/vland/internal/dataplane/l2"
+	"github.com/vland/vland/internal/dataplane/ra"
 )
 
 // Name parts, Neutron's.
@@ -64,6 +66,12 @@ type Service struct {
 	// Table is what the DHCPv4 server answers from. A table without IPv4
 	// server addresses (an IPv6-only network) runs no DHCPv4 server.
 	Table dhcp.Table
+	// Table6 is what the DHCPv6 server answers from; an empty one runs no
+	// DHCPv6 server.
+	Table6 dhcp6.Table
+	// RA, when set, is announced in router advertisements from the DHCP
+	// port (IPv6 subnets with an ipv6_ra_mode and no router to send them).
+	RA *ra.Config
 }
 
 // serves reports whether the service needs a DHCPv4 server.

@@ -6,6 +6,7 @@ import (
 	"github.com/vland/vland/internal/namedns"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -67,6 +68,10 @@ func createNamespace(name string) (netns.NsHandle, error) {
 	if err := namedns.Create(name); err != nil {
 		return netns.None(), err
 	}
+	if err := tuneIPv6(name); err != nil {
+		_ = namedns.Delete(name)
+		return netns.None(), err
+	}
 	h, ok, err := openNamespace(name)
 	if err == nil && !ok {
 		err = fmt.Errorf("namespace %s vanished after its creation", name)
@@ -80,3 +85,19 @@ func unbindNamespace(name string) error { return namedns.Delete(name) }
 
 // namespacesWithPrefix lists the named namespaces whose names start with p.
 func namespacesWithPrefix(p string) ([]string, error) { return namedns.WithPrefix(p) }
+
+// tuneIPv6 sets the defaults every device made in a new DHCP namespace
+// inherits: no duplicate address detection, so the DHCP port's link-local
+// address (the source of DHCPv6 replies and router advertisements) is usable
+// the moment the device is up; and no router advertisements accepted, so an
+// RA on the tenant network never configures the DHCP port.
+func tuneIPv6(name string) error {
+	return namedns.Do(name, func() error {
+		for _, k := range []string{"all/accept_dad", "default/accept_dad", "all/accept_ra", "default/accept_ra"} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+k, []byte("0"), 0); err != nil {
+				return fmt.Errorf("namespace %s: set net.ipv6.conf.%s=0: %w", name, strings.ReplaceAll(k, "/", "."), err)
+			}
+		}
+		return nil
+	})
+}
