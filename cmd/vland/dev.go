@@ -33,6 +33,9 @@ hosts and VMs as network namespaces. Every command takes --cluster N
   vm delete NAME                          delete a VM and its port
   vm list [-f json]                       list VMs
   host down H | host up H                 cut a host off (agent killed) / bring it back
+  outside exec -- CMD...                  run a command in the outside namespace (203.0.113.1,
+                                          on the external network "public"; an HTTP server there
+                                          answers every GET with the caller's address)
   demo [-f json]                          two projects, same CIDR, four VMs: connectivity matrix
 `
 
@@ -63,6 +66,8 @@ func runDev(args []string) error {
 		return devHost(ctx, rest)
 	case "demo":
 		return devDemo(ctx, rest)
+	case "outside":
+		return devOutside(ctx, rest)
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", cmd, devUsage)
 	}
@@ -278,6 +283,19 @@ func devVMCreate(ctx context.Context, args []string) error {
 // devVMExec runs a command in a VM with stdio attached and exits with its
 // exit code.
 func devVMExec(args []string) error {
+	return devExec("vm exec", 1, args, func(c *devcluster.Cluster, pos []string, cmd *exec.Cmd) error {
+		return c.StartInVM(pos[0], cmd)
+	})
+}
+
+// devExec runs the command after "--" where start puts it, with this
+// terminal, and exits with its status; want is the number of positional
+// arguments before "--".
+func devExec(name string, want int, args []string, start func(*devcluster.Cluster, []string, *exec.Cmd) error) error {
+	usage := name + " -- CMD [ARGS...]"
+	if want == 1 {
+		usage = name + " NAME -- CMD [ARGS...]"
+	}
 	i := -1
 	for k, a := range args {
 		if a == "--" {
@@ -286,14 +304,14 @@ func devVMExec(args []string) error {
 		}
 	}
 	if i < 0 || i == len(args)-1 {
-		return errors.New("usage: vland dev vm exec NAME -- CMD [ARGS...]")
+		return errors.New("usage: vland dev " + usage)
 	}
-	f := newDevFlags("vm exec", false)
+	f := newDevFlags(name, false)
 	pos, err := f.parse(args[:i])
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 1, "vm exec NAME -- CMD [ARGS...]"); err != nil {
+	if err := wantArgs(pos, want, usage); err != nil {
 		return err
 	}
 	c, err := f.open()
@@ -307,7 +325,7 @@ func devVMExec(args []string) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
-	if err := c.StartInVM(pos[0], cmd); err != nil {
+	if err := start(c, pos, cmd); err != nil {
 		return err
 	}
 	err = cmd.Wait()
@@ -320,6 +338,31 @@ func devVMExec(args []string) error {
 		os.Exit(code)
 	}
 	return err
+}
+
+// devOutside is `vland dev outside exec|serve`.
+func devOutside(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: vland dev outside exec -- CMD [ARGS...]")
+	}
+	switch args[0] {
+	case "exec":
+		return devExec("outside exec", 0, args[1:], func(c *devcluster.Cluster, _ []string, cmd *exec.Cmd) error {
+			return c.StartInOutside(cmd)
+		})
+	case "serve":
+		// Run by the cluster inside its outside namespace; --dir marks the
+		// process as the cluster's, for Down.
+		fs := flag.NewFlagSet("outside serve", flag.ContinueOnError)
+		fs.String("dir", "", "cluster directory")
+		listen := fs.String("listen", "", "address:port to serve")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return devcluster.ServeOutside(ctx, *listen, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	default:
+		return fmt.Errorf("unknown outside command %q (exec)", args[0])
+	}
 }
 
 func devVMDelete(ctx context.Context, args []string) error {

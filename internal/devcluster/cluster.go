@@ -277,6 +277,9 @@ func stopProcesses(st *State, dir string, log *slog.Logger) []error {
 				errs = append(errs, fmt.Errorf("agent of %s (pid %d) does not end", h.Name, h.Agent.PID))
 			}
 		}
+		if !st.Outside.kill(syscall.SIGKILL, 5*time.Second) {
+			errs = append(errs, fmt.Errorf("outside HTTP server (pid %d) does not end", st.Outside.PID))
+		}
 		if err := st.Server.stop(5 * time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("server: %w", err))
 		}

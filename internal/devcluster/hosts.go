@@ -26,6 +26,9 @@ func (c *Cluster) HostDown(ctx context.Context, name string) error {
 		if err := setFabricLink(st.Prefix, *h, false); err != nil {
 			return err
 		}
+		if err := setExternalLink(st.Prefix, *h, false); err != nil {
+			return err
+		}
 		h.Down = true
 		c.log.Info("host down", "host", name)
 		return nil
@@ -42,6 +45,9 @@ func (c *Cluster) HostUp(ctx context.Context, name string) error {
 			return fmt.Errorf("cluster has no host %q", name)
 		}
 		if err := setFabricLink(st.Prefix, *h, true); err != nil {
+			return err
+		}
+		if err := setExternalLink(st.Prefix, *h, true); err != nil {
 			return err
 		}
 		if !h.Agent.Running() {

@@ -13,17 +13,20 @@ import (
 // State is what <dir>/state.json records of a cluster: enough for any later
 // command, in this process or another, to drive it or tear it down.
 type State struct {
-	Name          string    `json:"name"`
-	Prefix        string    `json:"prefix"`
-	Dir           string    `json:"dir"`
-	Binary        string    `json:"binary"`
-	Underlay      string    `json:"underlay"`
-	ServerURL     string    `json:"server_url"`
-	AdminPassword string    `json:"admin_password"`
-	Server        Proc      `json:"server"`
-	Hosts         []Host    `json:"hosts"`
-	Projects      []Project `json:"projects"`
-	VMs           []VM      `json:"vms"`
+	Name          string `json:"name"`
+	Prefix        string `json:"prefix"`
+	Dir           string `json:"dir"`
+	Binary        string `json:"binary"`
+	Underlay      string `json:"underlay"`
+	ServerURL     string `json:"server_url"`
+	AdminPassword string `json:"admin_password"`
+	Server        Proc   `json:"server"`
+	// Outside is the outside namespace's HTTP server (none without
+	// network hosts).
+	Outside  Proc      `json:"outside,omitzero"`
+	Hosts    []Host    `json:"hosts"`
+	Projects []Project `json:"projects"`
+	VMs      []VM      `json:"vms"`
 	// Agent timing the cluster was started with (Go duration strings).
 	ReportInterval string `json:"report_interval"`
 	AgentDownTime  string `json:"agent_down_time"`

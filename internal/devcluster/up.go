@@ -122,9 +122,20 @@ func (c *Cluster) build(ctx context.Context, o Options) error {
 	if err := buildFabric(st.Prefix); err != nil {
 		return err
 	}
+	external := o.NetworkHosts > 0
+	if external {
+		if err := buildOutside(st.Prefix); err != nil {
+			return err
+		}
+	}
 	for _, h := range st.Hosts {
 		if err := buildHost(st.Prefix, h); err != nil {
 			return err
+		}
+		if external && h.Role == RoleNetwork {
+			if err := buildHostExternal(st.Prefix, h); err != nil {
+				return err
+			}
 		}
 	}
 	c.log.Info("fabric and hosts ready", "prefix", st.Prefix, "hosts", len(st.Hosts), "underlay", st.Underlay)
@@ -147,6 +158,14 @@ func (c *Cluster) build(ctx context.Context, o Options) error {
 	}
 	if err := c.createProjects(ctx); err != nil {
 		return err
+	}
+	if external {
+		if err := c.createExternalNetwork(ctx); err != nil {
+			return err
+		}
+		if err := c.startOutsideServer(ctx); err != nil {
+			return err
+		}
 	}
 	if err := st.save(); err != nil {
 		return err
@@ -238,6 +257,9 @@ func (c *Cluster) startAgent(h Host) (Proc, error) {
 	args := []string{"agent", "--host", h.Name, "--netns", h.Namespace, "--local-ip", h.LocalIP,
 		"--server", st.ServerURL, "--token-file", tokenPath(st, h.Name), "--roles", h.Role,
 		"--report-interval", st.ReportInterval, "--namespace-prefix", agentNSPrefix(st.Prefix, h.Name)}
+	if h.Role == RoleNetwork {
+		args = append(args, "--physical-interface-mappings", ExternalPhysnet+":"+hostExtIface)
+	}
 	p, err := startDetached(st.Binary, args, nil, filepath.Join(st.Dir, "logs", "agent-"+h.Name+".log"))
 	if err != nil {
 		return Proc{}, fmt.Errorf("agent of %s: %w", h.Name, err)
