@@ -26,6 +26,8 @@ unit:
 cli-test: build
 	./scripts/cli-test.sh $(BIN)
 	./scripts/cli-test-core.sh $(BIN)
+	./scripts/cli-test-secgroups.sh $(BIN)
+	./scripts/cli-test-routers.sh $(BIN)
 
 test: deps vet build unit cli-test
 

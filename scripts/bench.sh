@@ -6,7 +6,7 @@
 # Builds nothing: `make bench` builds the binary first. See BENCHMARKS.md.
 #
 # usage: scripts/bench.sh path/to/vland [extra `vland bench api` flags]
-# env:   BENCH_ONLY (api, dataplane or dhcp: run just that one)
+# env:   BENCH_ONLY (api, lists, dataplane, dhcp, metadata, router or secgroup: run just that one)
 #        api:       BENCH_CLIENTS (16), BENCH_PORTS (10000), BENCH_NETWORKS (4),
 #                   BENCH_LISTS (50), BENCH_ARGS (more flags, e.g. "--json")
 #        dataplane: BENCH_VMS (100), BENCH_SYNC_PORTS (1000),
@@ -14,6 +14,12 @@
 #                   e.g. "--runs 3" or "--json")
 #        dhcp:      BENCH_DHCP_VMS (100), BENCH_DHCP_NETWORKS (50),
 #                   BENCH_DHCP_SECONDS (10), BENCH_DHCP_ARGS (more flags)
+#        metadata:  BENCH_MD_VMS (100), BENCH_MD_RATE (5000),
+#                   BENCH_MD_ARGS (more flags, e.g. "--json")
+#        router:    BENCH_ROUTERS (100), BENCH_ROUTER_FIPS (10),
+#                   BENCH_ROUTER_TRIALS (50), BENCH_ROUTER_ARGS (more flags)
+#        secgroup:  BENCH_SG_PORTS (100), BENCH_SG_RULES (10000),
+#                   BENCH_SG_TRIALS (100), BENCH_SG_ARGS (more flags)
 set -eu
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
@@ -78,6 +84,44 @@ if [ "${BENCH_ONLY:-dhcp}" = dhcp ]; then
 			--networks "${BENCH_DHCP_NETWORKS:-50}" \
 			--seconds "${BENCH_DHCP_SECONDS:-10}" \
 			${BENCH_DHCP_ARGS:-} || status=$?
+	fi
+fi
+if [ "${BENCH_ONLY:-metadata}" = metadata ]; then
+	echo "== vland bench metadata"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skipped: the metadata benchmark needs root (it builds network namespaces)"
+	else
+		# shellcheck disable=SC2086 # BENCH_MD_ARGS is a list of flags
+		"$bin" bench metadata \
+			--vms "${BENCH_MD_VMS:-100}" \
+			--rate "${BENCH_MD_RATE:-5000}" \
+			${BENCH_MD_ARGS:-} || status=$?
+	fi
+fi
+if [ "${BENCH_ONLY:-router}" = router ]; then
+	echo "== vland bench router"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skipped: the router benchmark needs root (it builds network namespaces)"
+	else
+		# shellcheck disable=SC2086 # BENCH_ROUTER_ARGS is a list of flags
+		"$bin" bench router \
+			--routers "${BENCH_ROUTERS:-100}" \
+			--floating-ips "${BENCH_ROUTER_FIPS:-10}" \
+			--trials "${BENCH_ROUTER_TRIALS:-50}" \
+			${BENCH_ROUTER_ARGS:-} || status=$?
+	fi
+fi
+if [ "${BENCH_ONLY:-secgroup}" = secgroup ]; then
+	echo "== vland bench secgroup"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "skipped: the security-group benchmark needs root (it builds network namespaces)"
+	else
+		# shellcheck disable=SC2086 # BENCH_SG_ARGS is a list of flags
+		"$bin" bench secgroup \
+			--ports "${BENCH_SG_PORTS:-100}" \
+			--rules "${BENCH_SG_RULES:-10000}" \
+			--trials "${BENCH_SG_TRIALS:-100}" \
+			${BENCH_SG_ARGS:-} || status=$?
 	fi
 fi
 exit $status

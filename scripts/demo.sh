@@ -4,7 +4,10 @@
 # scenario: two projects each build 10.0.0.0/24 spanning two hosts with two
 # VMs, and a connectivity matrix shows same-project pairs reachable across
 # hosts over VXLAN and cross-project pairs isolated despite identical
-# addresses. The cloud is removed at the end unless KEEP=1.
+# addresses; each project then gets a router to the external network
+# (SNAT), a floating IP and a port forward, and the outside's echo server
+# tells which source addresses crossed. The cloud is removed at the end
+# unless KEEP=1.
 set -euo pipefail
 BIN=${1:-bin/vland}
 CLUSTER=${CLUSTER:-demo}
@@ -32,8 +35,15 @@ export OS_CLIENT_CONFIG_FILE=$dir/clouds.yaml
 step "the agents, as the openstack CLI sees them"
 openstack --os-cloud "$CLUSTER-admin" network agent list -c Host -c "Agent Type" -c Alive -c State
 
-step "two projects, identical networks, VMs on both compute hosts; who can ping whom"
+step "two projects, identical networks, VMs on both compute hosts; who can ping whom; then routers, floating IPs, a port forward"
 "$BIN" dev demo --cluster "$CLUSTER"
+
+step "routers and floating IPs, as each project sees them"
+for p in demo alt; do
+	echo "-- $CLUSTER-$p:"
+	openstack --os-cloud "$CLUSTER-$p" router list -c Name -c Status -c State
+	openstack --os-cloud "$CLUSTER-$p" floating ip list -c "Floating IP Address" -c "Fixed IP Address" -c Port
+done
 
 step "the ports, as each project sees them"
 for p in demo alt; do

@@ -16,9 +16,9 @@ import (
 // runBench is `vland bench <kind> [flags]`; see BENCHMARKS.md.
 func runBench(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(os.Stderr, "usage: vland bench api|dataplane|dhcp|lists [flags]   (vland bench <kind> -h lists the flags)")
+		fmt.Fprintln(os.Stderr, "usage: vland bench api|dataplane|dhcp|lists|metadata|router|secgroup [flags]   (vland bench <kind> -h lists the flags)")
 		if len(args) == 0 {
-			return errors.New("which benchmark? (api, dataplane, dhcp, lists)")
+			return errors.New("which benchmark? (api, dataplane, dhcp, lists, metadata, router, secgroup)")
 		}
 		return nil
 	}
@@ -31,8 +31,14 @@ func runBench(args []string) error {
 		return runBenchDHCP(args[1:])
 	case "lists":
 		return runBenchLists(args[1:])
+	case "metadata":
+		return runBenchMetadata(args[1:])
+	case "router":
+		return runBenchRouter(args[1:])
+	case "secgroup":
+		return runBenchSecgroup(args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q (api, dataplane, dhcp, lists)", args[0])
+		return fmt.Errorf("unknown benchmark %q (api, dataplane, dhcp, lists, metadata, router, secgroup)", args[0])
 	}
 }
 
@@ -200,6 +206,137 @@ func runBenchDHCP(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.RunDHCP(ctx, o)
+	if res != nil {
+		if *asJSON {
+			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
+				err = werr
+			}
+		} else {
+			_ = res.WriteText(os.Stdout)
+		}
+	}
+	return err
+}
+
+// runBenchMetadata is `vland bench metadata`: requests per second and
+// latency of the agent's metadata service across many VMs, and a quiet VM's
+// latency beside a hammering one, in namespaces it builds and removes.
+func runBenchMetadata(args []string) error {
+	o := bench.DefaultMetadataOptions()
+	fs := flag.NewFlagSet("bench metadata", flag.ContinueOnError)
+	fs.IntVar(&o.VMs, "vms", o.VMs, "VMs (source addresses, one instance each)")
+	fs.IntVar(&o.Rate, "rate", o.Rate, "paced throughput: requests/s offered by all VMs together")
+	fs.IntVar(&o.Seconds, "seconds", o.Seconds, "throughput: length of each load")
+	fs.IntVar(&o.FairSeconds, "fair-seconds", o.FairSeconds, "fairness: length of each load")
+	fs.IntVar(&o.QuietRate, "quiet-rate", o.QuietRate, "fairness: requests/s of the quiet VM")
+	fs.IntVar(&o.HammerRate, "hammer-rate", o.HammerRate, "fairness: requests/s of the hammering VM")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunMetadata(ctx, o)
+	if res != nil {
+		if *asJSON {
+			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
+				err = werr
+			}
+		} else {
+			_ = res.WriteText(os.Stdout)
+		}
+	}
+	return err
+}
+
+// runBenchRouter is `vland bench router`: programming time of many routers
+// from nothing, floating IP association to first connection, and NAT
+// throughput against a veth pair, in namespaces it builds and removes.
+func runBenchRouter(args []string) error {
+	o := bench.DefaultRouterOptions()
+	fs := flag.NewFlagSet("bench router", flag.ContinueOnError)
+	fs.IntVar(&o.Routers, "routers", o.Routers, "cold: routers programmed at once (also the associate phase's other routers)")
+	fs.IntVar(&o.FloatingIPs, "floating-ips", o.FloatingIPs, "cold: floating IPs per router")
+	fs.IntVar(&o.ColdRuns, "cold-runs", o.ColdRuns, "cold: programs from nothing (median reported)")
+	fs.IntVar(&o.Trials, "trials", o.Trials, "associate: floating IP associations timed")
+	fs.IntVar(&o.IperfSeconds, "iperf-seconds", o.IperfSeconds, "throughput: length of each iperf3 run")
+	fs.IntVar(&o.IperfRepeats, "iperf-repeats", o.IperfRepeats, "throughput: iperf3 runs per path")
+	phases := fs.String("phases", strings.Join(bench.RouterPhases, ","), "phases to run: "+strings.Join(bench.RouterPhases, ", "))
+	fs.BoolVar(&o.LogChanges, "log-changes", false, "log every kernel change the router manager makes")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o.Phases = splitList(*phases)
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunRouter(ctx, o)
+	if res != nil {
+		if *asJSON {
+			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
+				err = werr
+			}
+		} else {
+			_ = res.WriteText(os.Stdout)
+		}
+	}
+	return err
+}
+
+// runBenchSecgroup is `vland bench secgroup`: security-group programming
+// times and throughput at 10,000 rules, on a host namespace it builds and
+// removes itself.
+func runBenchSecgroup(args []string) error {
+	o := bench.DefaultSecgroupOptions()
+	fs := flag.NewFlagSet("bench secgroup", flag.ContinueOnError)
+	fs.IntVar(&o.Ports, "ports", o.Ports, "ports with port security on the host (two of them VMs)")
+	fs.IntVar(&o.Rules, "rules", o.Rules, "security-group rules in all groups together")
+	fs.IntVar(&o.Groups, "groups", o.Groups, "security groups (each port is in two)")
+	fs.IntVar(&o.Members, "members", o.Members, "addresses of each remote group, cloud-wide")
+	fs.IntVar(&o.Trials, "trials", o.Trials, "single changes of each kind")
+	fs.IntVar(&o.ColdRuns, "cold-runs", o.ColdRuns, "cold programmings (and as many restarts)")
+	fs.IntVar(&o.IperfSeconds, "iperf-seconds", o.IperfSeconds, "length of each iperf3 run (0: no throughput phase)")
+	fs.IntVar(&o.IperfRepeats, "iperf-repeats", o.IperfRepeats, "iperf3 runs per mode")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if !*quiet {
+		o.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunSecgroup(ctx, o)
 	if res != nil {
 		if *asJSON {
 			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {

@@ -28,6 +28,7 @@ hosts and VMs as network namespaces. Every command takes --cluster N
   down                                    remove everything of the cluster
   status [-f json]                        hosts, agents, VMs
   vm create NAME --network NET [--host H] [--cloud C] [--ip IP]
+            [--security-group SG]... [--no-port-security]
                                           a VM on a network; prints its IP last
   vm exec NAME -- CMD...                  run a command inside a VM
   vm delete NAME                          delete a VM and its port
@@ -259,11 +260,16 @@ func devVMCreate(ctx context.Context, args []string) error {
 	f.fs.StringVar(&o.Host, "host", "", "host to place the VM on (default: the compute host with the fewest VMs)")
 	f.fs.StringVar(&o.Cloud, "cloud", "", "cloud whose project owns the VM (default <cluster>-demo)")
 	f.fs.StringVar(&o.IP, "ip", "", "fixed IP to ask for (default: chosen by the server)")
+	f.fs.Func("security-group", "security group name or id (repeatable; default: the project's default group)", func(v string) error {
+		o.SecurityGroups = append(o.SecurityGroups, v)
+		return nil
+	})
+	f.fs.BoolVar(&o.NoPortSecurity, "no-port-security", false, "no port security: no security groups, no anti-spoofing")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 1, "vm create NAME --network NET [--host H] [--cloud CLOUD] [--ip IP]"); err != nil {
+	if err := wantArgs(pos, 1, "vm create NAME --network NET [--host H] [--cloud CLOUD] [--ip IP] [--security-group SG]... [--no-port-security]"); err != nil {
 		return err
 	}
 	o.Name = pos[0]
@@ -436,15 +442,30 @@ func devDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// With an outside (a network host), routers, floating IPs and a port
+	// forward show north-south traffic too.
+	var ns *devcluster.NorthSouth
+	if c.State().Outside.PID != 0 {
+		if ns, err = c.DemoNorthSouth(ctx); err != nil {
+			return err
+		}
+	}
 	if f.format == "json" {
-		if err := printJSON(m); err != nil {
+		if err := printJSON(map[string]any{"matrix": m, "north_south": ns}); err != nil {
 			return err
 		}
 	} else {
 		m.Print(os.Stdout)
+		if ns != nil {
+			fmt.Println()
+			ns.Print(os.Stdout)
+		}
 	}
 	if !m.OK {
 		return errors.New("connectivity is not as expected: " + strings.Join(unexpected(m), "; "))
+	}
+	if ns != nil && !ns.OK {
+		return errors.New("north-south traffic is not as expected")
 	}
 	return nil
 }

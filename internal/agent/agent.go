@@ -26,6 +26,8 @@ import (
 	"github.com/vland/vland/internal/dataplane/dns"
 	"github.com/vland/vland/internal/dataplane/l2"
 	"github.com/vland/vland/internal/dataplane/qdhcp"
+	"github.com/vland/vland/internal/dataplane/router"
+	"github.com/vland/vland/internal/dataplane/secgroup"
 )
 
 // Config is an agent's configuration.
@@ -65,6 +67,9 @@ type Agent struct {
 	l2     *l2.Manager
 	qdhcp  *qdhcp.Manager
 	dns    *dns.Manager
+	l3     *router.Manager   // nil: the host has no network role
+	fw     *secgroup.Manager // nil: the firewall could not be set up (logged)
+	zones  zoneMap
 	start  time.Time
 	dhcp   dhcpConfig
 	// dhcpNetworks counts the networks whose DHCP service was ready after
@@ -76,6 +81,9 @@ type Agent struct {
 	networks map[string]agentapi.Network
 	subnets  map[string]agentapi.Subnet
 	ports    map[string]agentapi.Port
+	routers  map[string]agentapi.Router
+	groups   map[string]agentapi.SecurityGroup
+	agroups  map[string]agentapi.AddressGroup
 	synced   bool // the first list has been applied
 
 	kick     chan struct{} // wakes the reconciler
@@ -103,11 +111,30 @@ func New(cfg Config) (*Agent, error) {
 		m.Close()
 		return nil, err
 	}
+	var l3 *router.Manager
+	if slices.Contains(cfg.Roles, "network") {
+		if l3, err = router.NewManager(router.Options{HostNS: cfg.NetNS, NamespacePrefix: cfg.NamespacePrefix, Logger: log}); err != nil {
+			q.Close()
+			m.Close()
+			return nil, err
+		}
+	}
+	fw, err := newFirewall(cfg.NetNS, log)
+	if err != nil {
+		// Without a firewall ports would pass unfiltered: refuse to run.
+		if l3 != nil {
+			l3.Close()
+		}
+		q.Close()
+		m.Close()
+		return nil, err
+	}
 	return &Agent{
-		cfg: cfg, log: log, client: NewClient(cfg.Server, cfg.Host, cfg.Token), l2: m, qdhcp: q,
+		cfg: cfg, log: log, client: NewClient(cfg.Server, cfg.Host, cfg.Token), l2: m, qdhcp: q, l3: l3, fw: fw,
 		dns:   dns.NewManager(dns.ManagerOptions{Upstreams: cfg.DNSUpstreams, Logger: log}),
 		dhcp:  dhcpConfig{LeaseTime: cfg.DHCPLeaseTime, Domain: normalizeDomain(cfg.DNSDomain)},
 		start: time.Now().UTC(), networks: map[string]agentapi.Network{}, subnets: map[string]agentapi.Subnet{}, ports: map[string]agentapi.Port{},
+		routers: map[string]agentapi.Router{}, groups: map[string]agentapi.SecurityGroup{}, agroups: map[string]agentapi.AddressGroup{},
 		kick: make(chan struct{}, 1), reported: map[string]string{},
 	}, nil
 }
@@ -115,7 +142,13 @@ func New(cfg Config) (*Agent, error) {
 // Close stops the agent's DNS and DHCP servers and releases its netlink
 // handles; the data plane (namespaces and links) stays as it is, for the
 // next agent.
-func (a *Agent) Close() error { return errors.Join(a.dns.Close(), a.qdhcp.Close(), a.l2.Close()) }
+func (a *Agent) Close() error {
+	errs := []error{a.dns.Close(), a.qdhcp.Close(), a.l2.Close(), a.fw.Close()}
+	if a.l3 != nil {
+		errs = append(errs, a.l3.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // Run follows the server and converges the host until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
@@ -201,6 +234,9 @@ func (a *Agent) replace(v agentapi.View) {
 	for _, p := range v.Ports {
 		a.ports[p.ID] = p
 	}
+	a.routers = byID(v.Routers, func(r agentapi.Router) string { return r.ID })
+	a.groups = byID(v.SecurityGroups, func(g agentapi.SecurityGroup) string { return g.ID })
+	a.agroups = byID(v.AddressGroups, func(g agentapi.AddressGroup) string { return g.ID })
 	a.synced = true
 	a.mu.Unlock()
 	a.trigger()
@@ -223,6 +259,12 @@ func (a *Agent) apply(ev agentapi.Event) error {
 			delete(a.ports, ev.ID)
 		case agentapi.KindSubnet:
 			delete(a.subnets, ev.ID)
+		case agentapi.KindRouter:
+			delete(a.routers, ev.ID)
+		case agentapi.KindSecurityGroup:
+			delete(a.groups, ev.ID)
+		case agentapi.KindAddressGroup:
+			delete(a.agroups, ev.ID)
 		}
 	case agentapi.EventPut:
 		if err := a.put(ev); err != nil {
@@ -255,7 +297,32 @@ func (a *Agent) put(ev agentapi.Event) error {
 			return err
 		}
 		a.subnets[sn.ID] = sn
+	case agentapi.KindRouter:
+		return putJSON(ev.Object, a.routers, func(r agentapi.Router) string { return r.ID })
+	case agentapi.KindSecurityGroup:
+		return putJSON(ev.Object, a.groups, func(g agentapi.SecurityGroup) string { return g.ID })
+	case agentapi.KindAddressGroup:
+		return putJSON(ev.Object, a.agroups, func(g agentapi.AddressGroup) string { return g.ID })
 	}
+	return nil
+}
+
+// byID indexes a list by its objects' IDs.
+func byID[T any](list []T, id func(T) string) map[string]T {
+	m := make(map[string]T, len(list))
+	for _, x := range list {
+		m[id(x)] = x
+	}
+	return m
+}
+
+// putJSON decodes an object into m under its ID.
+func putJSON[T any](b []byte, m map[string]T, id func(T) string) error {
+	var x T
+	if err := jsonUnmarshal(b, &x); err != nil {
+		return err
+	}
+	m[id(x)] = x
 	return nil
 }
 
@@ -285,8 +352,13 @@ type desired struct {
 	dhcp      []qdhcp.Service
 	dhcpPorts map[string]string
 	// dns are the DNS services that go with the DHCP services.
-	dns    []dns.Service
-	synced bool
+	dns []dns.Service
+	// routers are the routers of the host; routerPorts maps the ID of
+	// every local router port to its router's.
+	routers     router.Desired
+	routerPorts map[string]string
+	firewall    secgroup.Desired
+	synced      bool
 }
 
 // desired translates the host view into the data plane's terms. Every local
@@ -301,6 +373,17 @@ func (a *Agent) desired() desired {
 		synced:    a.synced,
 	}
 	out.dns = dnsServices(a.cfg.NamespacePrefix, out.dhcp, a.subnets, a.ports, a.dhcp)
+	out.routers = routerDesired(a.routers, a.networks, a.subnets, a.ports, 0)
+	out.routerPorts = map[string]string{}
+	for _, r := range out.routers.Routers {
+		for _, itf := range r.Interfaces {
+			out.routerPorts[itf.PortID] = r.ID
+		}
+		if r.Gateway != nil {
+			out.routerPorts[r.Gateway.PortID] = r.ID
+		}
+	}
+	out.firewall = firewallDesired(a.groups, a.agroups, a.ports, &a.zones)
 	for _, p := range a.ports {
 		if p.Local && p.DeviceOwner == OwnerDHCP {
 			out.dhcpPorts[p.ID] = p.NetworkID
@@ -385,11 +468,28 @@ func (a *Agent) reconcile(ctx context.Context) {
 		time.AfterFunc(2*time.Second, a.trigger)
 	}
 	a.dhcpNetworks.Store(int64(ready))
+	// Routers next, for the same reason as DHCP: their veth pairs must exist
+	// before the L2 reconcile enslaves their taps.
+	var rres router.Result
+	if a.l3 != nil {
+		if rres, err = a.l3.Reconcile(ctx, want.routers); err != nil {
+			a.log.Error("router reconcile failed", "err", err)
+		} else if err := rres.Err(); err != nil {
+			a.log.Warn("router reconcile incomplete; retrying soon", "err", err)
+			time.AfterFunc(2*time.Second, a.trigger)
+		}
+	}
 	res, err := a.l2.Reconcile(ctx, want.l2)
 	if err != nil {
 		a.log.Error("reconcile failed", "err", err)
 	} else if err := res.Err(); err != nil {
 		a.log.Warn("reconcile incomplete", "err", err)
+	}
+	if fres, err := a.fw.Reconcile(want.firewall); err != nil {
+		a.log.Error("firewall reconcile failed; retrying soon", "err", err)
+		time.AfterFunc(2*time.Second, a.trigger)
+	} else if len(fres.Skipped) > 0 {
+		a.log.Warn("firewall rules skipped", "skipped", fres.Skipped)
 	}
 	statuses := map[string]string{}
 	for tap, id := range taps {
@@ -403,6 +503,10 @@ func (a *Agent) reconcile(ctx context.Context) {
 			if qs, ok := qres.Services[netID]; !ok || !qs.Ready || qs.Tap != tap {
 				st = "DOWN"
 			}
+		}
+		// A router port is ACTIVE once its router's namespace is ready.
+		if rid, ok := want.routerPorts[id]; ok && !rres.Routers[rid].Ready {
+			st = "DOWN"
 		}
 		if a.reported[id] != st {
 			statuses[id] = st

@@ -19,6 +19,16 @@ const (
 	KindNetwork = "network"
 	KindPort    = "port"
 	KindSubnet  = "subnet"
+	// KindRouter is a router scheduled to the host.
+	KindRouter = "router"
+	// KindSecurityGroup is a security group used by a local port, or one
+	// such a group's rules name as remote group.
+	KindSecurityGroup = "security_group"
+	// KindAddressGroup is an address group a used group's rules name.
+	KindAddressGroup = "address_group"
+	// KindInstance is the instance metadata of a device with ports on a
+	// network the host serves metadata for.
+	KindInstance = "instance"
 )
 
 // Event types of a watch stream.
@@ -94,6 +104,95 @@ type Port struct {
 	// (Host empty, no VTEP): they get leases before they are bound.
 	ExtraDHCPOpts []DHCPOpt `json:"extra_dhcp_opts,omitempty"`
 	DNSName       string    `json:"dns_name,omitempty"`
+	// Firewall of the port (local ports only): PortSecurity off means no
+	// filtering and no anti-spoofing.
+	PortSecurity        bool          `json:"port_security_enabled,omitempty"`
+	SecurityGroups      []string      `json:"security_groups,omitempty"`
+	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs,omitempty"`
+	ProjectID           string        `json:"project_id,omitempty"`
+}
+
+// AddressPair is an allowed address pair of a port.
+type AddressPair struct {
+	IPAddress  netip.Prefix `json:"ip_address"`
+	MACAddress string       `json:"mac_address,omitempty"`
+}
+
+// Router is a router the server scheduled to the host, with what its
+// namespace must do. Its interface and gateway ports are local ports of the
+// view (bound to the host), which give their MACs, addresses and networks.
+type Router struct {
+	ID           string `json:"id"`
+	ProjectID    string `json:"project_id"`
+	AdminStateUp bool   `json:"admin_state_up"`
+	// Interfaces are the router's network:router_interface port IDs.
+	Interfaces []string `json:"interfaces"`
+	// GatewayPort is its network:router_gateway port ID; empty: none.
+	GatewayPort  string           `json:"gateway_port,omitempty"`
+	EnableSNAT   bool             `json:"enable_snat"`
+	Routes       []HostRoute      `json:"routes,omitempty"`
+	FloatingIPs  []FloatingIP     `json:"floating_ips,omitempty"`
+	PortForwards []PortForwarding `json:"port_forwardings,omitempty"`
+}
+
+// FloatingIP is a floating IP associated through a router.
+type FloatingIP struct {
+	ID         string     `json:"id"`
+	FloatingIP netip.Addr `json:"floating_ip_address"`
+	FixedIP    netip.Addr `json:"fixed_ip_address"`
+	PortID     string     `json:"port_id"`
+}
+
+// PortForwarding is a DNAT of a floating IP's port(s) to a fixed IP's.
+type PortForwarding struct {
+	ID              string     `json:"id"`
+	FloatingIP      netip.Addr `json:"floating_ip_address"`
+	Protocol        string     `json:"protocol"`
+	ExternalPortMin uint16     `json:"external_port_min"`
+	ExternalPortMax uint16     `json:"external_port_max"`
+	InternalIP      netip.Addr `json:"internal_ip_address"`
+	InternalPortMin uint16     `json:"internal_port_min"`
+	InternalPortMax uint16     `json:"internal_port_max"`
+}
+
+// SecurityGroup is a group with its rules and, when some used group names
+// it as remote group, its members' addresses cloud-wide.
+type SecurityGroup struct {
+	ID       string              `json:"id"`
+	Stateful bool                `json:"stateful"`
+	Rules    []SecurityGroupRule `json:"rules"`
+	Members  []netip.Prefix      `json:"members,omitempty"`
+}
+
+// SecurityGroupRule is one rule, normalised as the API stores it.
+type SecurityGroupRule struct {
+	ID                   string       `json:"id"`
+	Direction            string       `json:"direction"`
+	Ethertype            string       `json:"ethertype"`
+	Protocol             string       `json:"protocol,omitempty"`
+	PortRangeMin         *int         `json:"port_range_min,omitempty"`
+	PortRangeMax         *int         `json:"port_range_max,omitempty"`
+	RemoteIPPrefix       netip.Prefix `json:"remote_ip_prefix,omitzero"`
+	RemoteGroupID        string       `json:"remote_group_id,omitempty"`
+	RemoteAddressGroupID string       `json:"remote_address_group_id,omitempty"`
+}
+
+// AddressGroup is an address group named by a used rule.
+type AddressGroup struct {
+	ID        string         `json:"id"`
+	Addresses []netip.Prefix `json:"addresses"`
+}
+
+// Instance is what the metadata service answers a device's VMs.
+type Instance struct {
+	DeviceID         string            `json:"device_id"`
+	ProjectID        string            `json:"project_id"`
+	Name             string            `json:"name,omitempty"`
+	Hostname         string            `json:"hostname,omitempty"`
+	UserData         []byte            `json:"user_data,omitempty"`
+	Meta             map[string]string `json:"meta,omitempty"`
+	PublicKeys       map[string]string `json:"public_keys,omitempty"`
+	AvailabilityZone string            `json:"availability_zone,omitempty"`
 }
 
 // View is a host's whole desired state at a store revision.
@@ -103,6 +202,13 @@ type View struct {
 	Networks []Network `json:"networks"`
 	Subnets  []Subnet  `json:"subnets"`
 	Ports    []Port    `json:"ports"`
+	// Routers, SecurityGroups, AddressGroups and Instances are empty until
+	// the features that fill them are deployed; agents ignore kinds they do
+	// not know.
+	Routers        []Router        `json:"routers,omitempty"`
+	SecurityGroups []SecurityGroup `json:"security_groups,omitempty"`
+	AddressGroups  []AddressGroup  `json:"address_groups,omitempty"`
+	Instances      []Instance      `json:"instances,omitempty"`
 }
 
 // Event is one line of a watch stream. Object holds a Network or Port for

@@ -84,6 +84,22 @@ func flatten(v agentapi.View) map[string]json.RawMessage {
 		b, _ := json.Marshal(p)
 		out[key(agentapi.KindPort, p.ID)] = b
 	}
+	for _, r := range v.Routers {
+		b, _ := json.Marshal(r)
+		out[key(agentapi.KindRouter, r.ID)] = b
+	}
+	for _, g := range v.SecurityGroups {
+		b, _ := json.Marshal(g)
+		out[key(agentapi.KindSecurityGroup, g.ID)] = b
+	}
+	for _, g := range v.AddressGroups {
+		b, _ := json.Marshal(g)
+		out[key(agentapi.KindAddressGroup, g.ID)] = b
+	}
+	for _, in := range v.Instances {
+		b, _ := json.Marshal(in)
+		out[key(agentapi.KindInstance, in.DeviceID)] = b
+	}
 	return out
 }
 
@@ -138,12 +154,19 @@ func (h *Hub) refresh(host string) *hostState {
 	return st
 }
 
-// eventOrder puts networks before subnets before ports, and deletes in
-// the reverse order.
+// kindRank orders kinds so that what an object refers to comes first:
+// networks, subnets, groups, ports (which name groups), then routers and
+// instances (which name ports).
+var kindRank = map[string]int{
+	agentapi.KindNetwork: 0, agentapi.KindSubnet: 1, agentapi.KindAddressGroup: 2, agentapi.KindSecurityGroup: 3,
+	agentapi.KindPort: 4, agentapi.KindRouter: 5, agentapi.KindInstance: 5,
+}
+
+// eventOrder puts referenced kinds first on put and last on delete.
 func eventOrder(e agentapi.Event) int {
-	rank := map[string]int{agentapi.KindNetwork: 0, agentapi.KindSubnet: 1, agentapi.KindPort: 2}[e.Kind]
+	rank := kindRank[e.Kind]
 	if e.Type == agentapi.EventDelete {
-		return 5 - rank
+		return 10 - rank
 	}
 	return rank
 }
@@ -185,6 +208,22 @@ func (h *Hub) View(host string) (agentapi.View, error) {
 				return v, err
 			}
 			v.Subnets = append(v.Subnets, sn)
+		case agentapi.KindRouter:
+			if err := appendJSON(b, &v.Routers); err != nil {
+				return v, err
+			}
+		case agentapi.KindSecurityGroup:
+			if err := appendJSON(b, &v.SecurityGroups); err != nil {
+				return v, err
+			}
+		case agentapi.KindAddressGroup:
+			if err := appendJSON(b, &v.AddressGroups); err != nil {
+				return v, err
+			}
+		case agentapi.KindInstance:
+			if err := appendJSON(b, &v.Instances); err != nil {
+				return v, err
+			}
 		}
 	}
 	return v, nil
@@ -208,4 +247,14 @@ func (h *Hub) since(host string, rev int64) (events []agentapi.Event, now int64,
 	}
 	i, _ := slices.BinarySearchFunc(st.log, rev+1, func(e agentapi.Event, r int64) int { return int(e.Revision - r) })
 	return slices.Clone(st.log[i:]), st.rev, st.notify, true
+}
+
+// appendJSON decodes b and appends it to list.
+func appendJSON[T any](b []byte, list *[]T) error {
+	var x T
+	if err := json.Unmarshal(b, &x); err != nil {
+		return err
+	}
+	*list = append(*list, x)
+	return nil
 }

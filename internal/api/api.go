@@ -46,6 +46,9 @@ func New(cfg Config) *API {
 	}
 	a := &API{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	a.collections = coreCollections(cfg.Service)
+	for name, c := range secGroupCollections(cfg.Service) {
+		a.collections[name] = c
+	}
 	a.mux.HandleFunc("/{$}", a.versions)
 	a.mux.HandleFunc("/v2.0", a.authed(a.resources))
 	a.mux.HandleFunc("/v2.0/{$}", a.authed(a.resources))
@@ -68,6 +71,8 @@ func New(cfg Config) *API {
 	a.azRoutes()
 	a.bindingRoutes()
 	a.subnetPoolRoutes()
+	a.addressGroupRoutes()
+	a.l3Routes()
 	if cfg.Identity != nil {
 		a.mux.Handle("/identity", cfg.Identity)
 		a.mux.Handle("/identity/", cfg.Identity)

@@ -30,6 +30,9 @@ type collection struct {
 	// path is the URL collection name when it differs from name
 	// ("rbac-policies" serves rbac_policies).
 	path string
+	// prepare, when set, runs before a list (security groups: a project's
+	// default group is made when it first lists its groups).
+	prepare func(r *http.Request) error
 }
 
 // viewOf returns the view to filter and render, decorated if needed.
@@ -142,6 +145,32 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			notFound: func(id string) error { return apierr.NotFound("AddressScope", "Address scope", id) },
 			decorate: svc.AddressScopeViewFor,
 		},
+		service.Routers: {
+			name: service.Routers, tagged: true, spec: model.RouterSpec, svc: svc,
+			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
+				return objects(svc.CreateRouters(ctx, f))
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdateRouter(ctx, id, f))
+			},
+			remove:   svc.DeleteRouter,
+			notFound: func(id string) error { return apierr.New(404, "RouterNotFound", "Router %s could not be found", id) },
+		},
+		service.FloatingIPs: {
+			name: service.FloatingIPs, tagged: true, spec: model.FloatingIPSpec, svc: svc,
+			create: func(ctx context.Context, f []model.Fields) ([]model.Object, error) {
+				fips, err := svc.CreateFloatingIPs(ctx, f)
+				return fipObjects(ctx, svc, fips, err)
+			},
+			update: func(ctx context.Context, id string, f model.Fields) (model.Object, error) {
+				return object(svc.UpdateFloatingIP(ctx, id, f))
+			},
+			remove: svc.DeleteFloatingIP,
+			notFound: func(id string) error {
+				return apierr.New(404, "FloatingIPNotFound", "Floating IP %s could not be found", id)
+			},
+			decorate: svc.FloatingIPViewFor,
+		},
 		service.Agents: {
 			name: service.Agents, spec: model.AgentSpec, svc: svc,
 			create: func(context.Context, []model.Fields) ([]model.Object, error) {
@@ -155,7 +184,11 @@ func coreCollections(svc *service.Service) map[string]*collection {
 			decorate: func(_ context.Context, v map[string]any) map[string]any {
 				out := maps.Clone(v)
 				if a, ok := svc.Cache().Get(service.Agents, v["id"].(string)); ok {
-					out["alive"] = svc.AgentAlive(a.Value.(*model.Cached).Obj.(*model.Agent))
+					ag := a.Value.(*model.Cached).Obj.(*model.Agent)
+					out["alive"] = svc.AgentAlive(ag)
+					if ag.AgentType == model.AgentTypeL3 {
+						out["configurations"] = svc.L3AgentConfigurations(ag)
+					}
 				}
 				return out
 			},
@@ -166,6 +199,12 @@ func coreCollections(svc *service.Service) map[string]*collection {
 func (c *collection) serveCollection(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		if c.prepare != nil {
+			if err := c.prepare(r); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
 		c.list(w, r)
 	case http.MethodPost:
 		c.post(w, r)

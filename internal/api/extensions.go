@@ -59,7 +59,21 @@ var extensionList = []Extension{
 	{Alias: "standard-attr-timestamp", Name: "Resource timestamps", Description: "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", Updated: "2016-09-12T10:00:00-00:00"},
 	{Alias: "subnet-service-types", Name: "Subnet service types", Description: "Provides ability to set the subnet service_types field", Updated: "2016-03-15T18:00:00-00:00"},
 	{Alias: "tag-ports-during-bulk-creation", Name: "Tag Ports During Bulk Creation", Description: "Allow to tag ports during bulk creation", Updated: "2019-12-29T19:00:00-00:00"},
+	{Alias: "router", Name: "Neutron L3 Router", Description: "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.", Updated: "2012-07-20T10:00:00-00:00"},
+	{Alias: "ext-gw-mode", Name: "Neutron L3 Configurable external gateway mode", Description: "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway", Updated: "2013-03-28T10:00:00-00:00"},
+	{Alias: "extraroute", Name: "Neutron Extra Route", Description: "Extra routes configuration for L3 router", Updated: "2013-02-01T10:00:00-00:00"},
+	{Alias: "extraroute-atomic", Name: "Atomically add/remove extra routes", Description: "Edit extra routes of a router on server side by atomically adding/removing extra routes", Updated: "2019-07-10T00:00:00+00:00"},
+	{Alias: "l3_agent_scheduler", Name: "L3 Agent Scheduler", Description: "Schedule routers among l3 agents", Updated: "2013-02-07T10:00:00-00:00"},
+	{Alias: "fip-port-details", Name: "Floating IP Port Details Extension", Description: "Add port_details attribute to Floating IP resource", Updated: "2018-04-09T10:00:00-00:00"},
+	{Alias: "floating-ip-port-forwarding", Name: "Floating IP Port Forwarding", Description: "Allow port forwarding from floating IP port to an internal port", Updated: "2018-01-19T10:00:00-00:00"},
+	{Alias: "floating-ip-port-forwarding-description", Name: "Floating IP Port Forwarding new attribute description", Description: "Add a description field to Port Forwarding rules", Updated: "2019-11-01T10:00:00-00:00"},
+	{Alias: "floating-ip-port-forwarding-port-ranges", Name: "Floating IP Port Forwarding support port ranges", Description: "Add suport to port ranges", Updated: "2020-07-01T10:00:00-00:00"},
 	{Alias: "standard-attr-description", Name: "standard-attr-description", Description: "Extension to add descriptions to standard attributes", Updated: "2016-02-10T10:00:00-00:00"},
+	{Alias: "security-group", Name: "security-group", Description: "The security groups extension.", Updated: "2012-10-05T10:00:00-00:00"},
+	{Alias: "stateful-security-group", Name: "Stateful security group", Description: "Indicates if the security group is stateful or not", Updated: "2019-11-26T09:00:00-00:00"},
+	{Alias: "address-group", Name: "Address group", Description: "Support address group", Updated: "2020-07-15T10:00:00-00:00"},
+	{Alias: "security-groups-remote-address-group", Name: "Remote address group id field for security group rules", Description: "Add new field of remote address group id in SG rules", Updated: "2020-08-25T10:00:00-00:00"},
+	{Alias: "security-groups-normalized-cidr", Name: "Normalized CIDR field for security group rules", Description: "Add new field with normalized remote_ip_prefix cidr in SG rule", Updated: "2020-07-28T10:00:00-00:00"},
 }
 
 func init() {

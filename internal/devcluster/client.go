@@ -182,3 +182,6 @@ func errorMessage(data []byte) string {
 	}
 	return s
 }
+
+// asAPIError is errors.As for *APIError.
+func asAPIError(err error, target **APIError) bool { return errors.As(err, target) }

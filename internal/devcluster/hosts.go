@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/vland/vland/internal/namedns"
 	"syscall"
 	"time"
 )
@@ -35,20 +39,18 @@ func (c *Cluster) HostDown(ctx context.Context, name string) error {
 	})
 }
 
-// HostUp brings a host back: fabric link up, agent started again; it
-// returns when the agent is alive.
+// HostUp brings a host back. Its agent starts first, with the host still
+// cut off, and the links come up only once the agent has removed the
+// routers (and DHCP services) the server moved elsewhere while the host was
+// down: a stale router would otherwise answer for its gateway and floating
+// addresses beside the router's new home, as a real host rebooting with old
+// state would. It returns when the agent is alive and the host reconnected.
 func (c *Cluster) HostUp(ctx context.Context, name string) error {
 	start, restarted := time.Now(), ""
 	err := c.update(func(st *State) error {
 		h := findHost(st, name)
 		if h == nil {
 			return fmt.Errorf("cluster has no host %q", name)
-		}
-		if err := setFabricLink(st.Prefix, *h, true); err != nil {
-			return err
-		}
-		if err := setExternalLink(st.Prefix, *h, true); err != nil {
-			return err
 		}
 		if !h.Agent.Running() {
 			p, err := c.startAgent(*h)
@@ -57,14 +59,87 @@ func (c *Cluster) HostUp(ctx context.Context, name string) error {
 			}
 			h.Agent, restarted = p, name
 		}
-		h.Down = false
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	c.log.Info("host up", "host", name)
-	return c.waitAgents(ctx, restarted, start, agentRestartTimeout)
+	if err := c.waitAgents(ctx, restarted, start, agentRestartTimeout); err != nil {
+		return err
+	}
+	if err := c.waitStaleRouters(ctx, name); err != nil {
+		return err
+	}
+	err = c.update(func(st *State) error {
+		h := findHost(st, name)
+		if err := setFabricLink(st.Prefix, *h, true); err != nil {
+			return err
+		}
+		if err := setExternalLink(st.Prefix, *h, true); err != nil {
+			return err
+		}
+		h.Down = false
+		return nil
+	})
+	if err == nil {
+		c.log.Info("host up", "host", name)
+	}
+	return err
+}
+
+// waitStaleRouters waits until the host holds no router namespace of a
+// router the server does not place on it.
+func (c *Cluster) waitStaleRouters(ctx context.Context, host string) error {
+	st := c.State()
+	h := findHost(&st, host)
+	if h == nil || h.Role != RoleNetwork {
+		return nil
+	}
+	prefix := agentNSPrefix(c.st.Prefix, host) + "qrouter-"
+	return poll(ctx, agentRestartTimeout, 100*time.Millisecond, "stale routers removed from "+host, func() (bool, error) {
+		placed, err := c.routersOn(ctx, host)
+		if err != nil {
+			return false, err
+		}
+		nss, err := namedns.WithPrefix(prefix)
+		if err != nil {
+			return false, err
+		}
+		for _, ns := range nss {
+			if !placed[strings.TrimPrefix(ns, prefix)] {
+				return false, fmt.Errorf("%s still holds %s", host, ns)
+			}
+		}
+		return true, nil
+	})
+}
+
+// routersOn returns the routers the server places on a host's L3 agent.
+func (c *Cluster) routersOn(ctx context.Context, host string) (map[string]bool, error) {
+	var agents struct {
+		Agents []struct {
+			ID string `json:"id"`
+		} `json:"agents"`
+	}
+	q := "/v2.0/agents?agent_type=" + url.QueryEscape("L3 agent") + "&host=" + url.QueryEscape(host)
+	if err := c.Admin().Do(ctx, http.MethodGet, q, nil, &agents); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, a := range agents.Agents {
+		var rs struct {
+			Routers []struct {
+				ID string `json:"id"`
+			} `json:"routers"`
+		}
+		if err := c.Admin().Do(ctx, http.MethodGet, "/v2.0/agents/"+a.ID+"/l3-routers", nil, &rs); err != nil {
+			return nil, err
+		}
+		for _, r := range rs.Routers {
+			out[r.ID] = true
+		}
+	}
+	return out, nil
 }
 
 // RestartAgent kills a host's agent with SIGKILL and starts it again,

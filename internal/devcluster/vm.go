@@ -36,6 +36,12 @@ type VMOptions struct {
 	// DHCPTimeout bounds the wait for the VM's DHCP lease once its port is
 	// ACTIVE (default 30s).
 	DHCPTimeout time.Duration
+	// SecurityGroups names (or ids) the port's security groups; none means
+	// the project's default group, as for a Nova server.
+	SecurityGroups []string
+	// NoPortSecurity creates the port without port security (and so
+	// without security groups): no filtering, no anti-spoofing.
+	NoPortSecurity bool
 }
 
 // port is the part of a Neutron port the cluster reads.
@@ -136,7 +142,7 @@ func reserveVM(st *State, vm *VM) error {
 // port to become ACTIVE and, when the VM uses DHCP, for its lease,
 // recording progress in the state.
 func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, o VMOptions) error {
-	p, err := createPort(ctx, cl, vm, o.IP)
+	p, err := createPort(ctx, cl, vm, o)
 	if err != nil {
 		return err
 	}
@@ -283,10 +289,19 @@ func findNetwork(ctx context.Context, cl *Client, projectID, ref string) (networ
 }
 
 // createPort creates the VM's port as the project.
-func createPort(ctx context.Context, cl *Client, vm *VM, ip string) (port, error) {
+func createPort(ctx context.Context, cl *Client, vm *VM, o VMOptions) (port, error) {
 	body := map[string]any{"network_id": vm.NetworkID, "name": vm.Name, "device_owner": "compute:nova", "device_id": newUUID()}
-	if ip != "" {
-		body["fixed_ips"] = []map[string]string{{"ip_address": ip}}
+	if o.IP != "" {
+		body["fixed_ips"] = []map[string]string{{"ip_address": o.IP}}
+	}
+	if o.NoPortSecurity {
+		body["port_security_enabled"], body["security_groups"] = false, []string{}
+	} else if len(o.SecurityGroups) > 0 {
+		ids, err := securityGroupIDs(ctx, cl, o.SecurityGroups)
+		if err != nil {
+			return port{}, fmt.Errorf("VM %s: %w", vm.Name, err)
+		}
+		body["security_groups"] = ids
 	}
 	var out struct {
 		Port port `json:"port"`
@@ -523,4 +538,39 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// securityGroupIDs resolves names or ids of the client's project's security
+// groups, as the openstack CLI does.
+func securityGroupIDs(ctx context.Context, cl *Client, refs []string) ([]string, error) {
+	projectID, err := cl.ProjectID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, ref := range refs {
+		var out struct {
+			SecurityGroups []struct {
+				ID string `json:"id"`
+			} `json:"security_groups"`
+		}
+		q := "/v2.0/security-groups?project_id=" + url.QueryEscape(projectID) + "&name=" + url.QueryEscape(ref)
+		if err := cl.Do(ctx, http.MethodGet, q, nil, &out); err != nil {
+			return nil, err
+		}
+		if len(out.SecurityGroups) == 0 {
+			if err := cl.Do(ctx, http.MethodGet, "/v2.0/security-groups?id="+url.QueryEscape(ref), nil, &out); err != nil {
+				return nil, err
+			}
+		}
+		switch len(out.SecurityGroups) {
+		case 0:
+			return nil, fmt.Errorf("no security group %q", ref)
+		case 1:
+			ids = append(ids, out.SecurityGroups[0].ID)
+		default:
+			return nil, fmt.Errorf("security group name %q is ambiguous: use its id", ref)
+		}
+	}
+	return ids, nil
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/vland/vland/internal/service"
 )
 
-// runControllers keeps the server's controllers (the DHCP scheduler)
+// runControllers keeps the server's controllers (the DHCP and L3 schedulers)
 // running on exactly one server of those sharing the store: they campaign
 // in an etcd election and the leader runs them until its lease is lost.
 // Their writes are transactions with compares and deterministic ids, so
@@ -52,6 +52,9 @@ func scheduleLoop(ctx context.Context, svc *service.Service, log *slog.Logger) {
 		_, changed := svc.Cache().Changed()
 		if err := svc.ScheduleDHCP(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("DHCP scheduling pass incomplete", "err", err)
+		}
+		if err := svc.ScheduleL3(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("L3 scheduling pass incomplete", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -142,13 +142,16 @@ func (s *Service) heartbeatDue(host string) bool {
 }
 
 // heartbeat records the agent records of a host: its L2 agent, and on
-// network hosts its DHCP agent.
+// network hosts its DHCP and L3 agents.
 func (s *Service) heartbeat(ctx context.Context, host string, info agentapi.AgentInfo) error {
 	if err := s.heartbeatOf(ctx, host, model.AgentTypeL2, info); err != nil {
 		return err
 	}
 	if slices.Contains(info.Roles, "network") {
-		return s.heartbeatOf(ctx, host, model.AgentTypeDHCP, info)
+		if err := s.heartbeatOf(ctx, host, model.AgentTypeDHCP, info); err != nil {
+			return err
+		}
+		return s.heartbeatOf(ctx, host, model.AgentTypeL3, info)
 	}
 	return nil
 }
@@ -158,8 +161,11 @@ func (s *Service) heartbeatOf(ctx context.Context, host, agentType string, info 
 	id := AgentID(host, agentType)
 	a, ok := cachedAs[*model.Agent](s, Agents, id)
 	rec := model.Agent{ID: id, AgentType: agentType, Host: host, Topic: "N/A", AdminStateUp: true, CreatedAt: now}
-	if agentType == model.AgentTypeDHCP {
+	switch agentType {
+	case model.AgentTypeDHCP:
 		rec.Topic = "dhcp_agent"
+	case model.AgentTypeL3:
+		rec.Topic = "l3_agent"
 	}
 	if ok {
 		rec = *a
@@ -304,7 +310,9 @@ func (s *Service) HostView(host string) agentapi.View {
 			v.Ports = append(v.Ports, hostPort(p, host, vtep))
 			return true
 		})
+		hostRouters(snap, host, &v)
 	})
+	s.hostSecurity(&v)
 	slices.SortFunc(v.Networks, func(a, b agentapi.Network) int { return compareStrings(a.ID, b.ID) })
 	slices.SortFunc(v.Subnets, func(a, b agentapi.Subnet) int { return compareStrings(a.ID, b.ID) })
 	slices.SortFunc(v.Ports, func(a, b agentapi.Port) int { return compareStrings(a.ID, b.ID) })
@@ -356,6 +364,9 @@ func hostPort(p *model.Port, host string, vtep netip.Addr) agentapi.Port {
 	}
 	for _, o := range p.ExtraDHCPOpts {
 		out.ExtraDHCPOpts = append(out.ExtraDHCPOpts, agentapi.DHCPOpt{OptName: o.OptName, OptValue: o.OptValue, IPVersion: o.IPVersion})
+	}
+	if out.Local {
+		portSecurity(&out, p)
 	}
 	return out
 }

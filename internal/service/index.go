@@ -20,6 +20,8 @@ type index struct {
 	ips   map[string]map[netip.Addr]string // subnet → address → port id
 	dhcp  map[string]map[string]string     // network → DHCP port id → host
 	macs  map[string]map[string]string     // network → MAC → port id
+	l3    l3Index
+	sg    sgIndex
 }
 
 // holdings are a project's objects of one kind and the quota slots they hold.
@@ -42,6 +44,8 @@ func (ix *index) Reset() {
 	ix.ips = map[string]map[netip.Addr]string{}
 	ix.dhcp = map[string]map[string]string{}
 	ix.macs = map[string]map[string]string{}
+	ix.l3 = newL3Index()
+	ix.sg.reset()
 }
 
 // Change implements store.Indexer.
@@ -81,6 +85,8 @@ func (ix *index) apply(kind, id string, obj model.Object, add bool) {
 			delete(h.ids, id)
 		}
 	}
+	ix.l3.apply(id, obj, add)
+	ix.sg.apply(id, obj, add)
 	if p, ok := obj.(*model.Port); ok && p.DeviceOwner == OwnerDHCP {
 		hosts := ix.dhcp[p.NetworkID]
 		if add {

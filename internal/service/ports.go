@@ -207,6 +207,9 @@ func (s *Service) planPort(ctx context.Context, p *portPlan, v *netView, f model
 	if err := checkAddressPairs(port); err != nil {
 		return nil, err
 	}
+	if err := s.planPortGroups(ctx, p, port, f); err != nil {
+		return nil, err
+	}
 	portKey := s.st.Keys.Resource(Ports, port.ID)
 	p.cmps = append(p.cmps, notExists(portKey))
 	p.explicit[portKey] = apierr.Conflict("PortExists", "Port %s already exists.", port.ID)
@@ -541,15 +544,26 @@ func (s *Service) UpdatePort(ctx context.Context, id string, f model.Fields) (*m
 		}
 		p := newPortPlan()
 		p.cmps = append(p.cmps, unchanged(s.st.Keys.Resource(Ports, id), rev))
-		oldMAC, oldIPs := port.MACAddress, port.FixedIPs
+		oldMAC, oldIPs, oldSGs := port.MACAddress, port.FixedIPs, port.SecurityGroups
 		applyPort(port, f)
 		if err := s.planPortUpdate(ctx, p, port, f, oldMAC, oldIPs); err != nil {
 			return err
+		}
+		if f.Has("fixed_ips") {
+			// Floating IPs and port forwardings follow the addresses.
+			lc, lo, err := s.l3PortUpdate(ctx, port, oldIPs)
+			if err != nil {
+				return err
+			}
+			p.cmps, p.ops = append(p.cmps, lc...), append(p.ops, lo...)
 		}
 		if f.Has("binding:host_id") && n != nil {
 			s.bind(port, n)
 		}
 		if err := checkAddressPairs(port); err != nil {
+			return err
+		}
+		if err := s.planPortGroupsUpdate(ctx, p, port, f, oldSGs); err != nil {
 			return err
 		}
 		port.Touch()
@@ -635,7 +649,14 @@ func (s *Service) DeletePort(ctx context.Context, id string) error {
 		if err := checkIfMatch(ctx, port.RevisionNumber); err != nil {
 			return err
 		}
-		ok, err := s.commit(ctx, []clientv3.Cmp{unchanged(s.st.Keys.Resource(Ports, id), rev)}, s.portDeleteOps(port))
+		// Router and floating IP ports are refused; floating IPs and port
+		// forwardings targeting the port go with it.
+		lc, lo, err := s.l3PortDelete(ctx, port)
+		if err != nil {
+			return err
+		}
+		cmps := append([]clientv3.Cmp{unchanged(s.st.Keys.Resource(Ports, id), rev)}, lc...)
+		ok, err := s.commit(ctx, cmps, append(s.portDeleteOps(port), lo...))
 		if err != nil {
 			return err
 		}
@@ -654,6 +675,7 @@ func (s *Service) portDeleteOps(port *model.Port) []clientv3.Op {
 		clientv3.OpDelete(s.st.Keys.MACAlloc(port.NetworkID, port.MACAddress)),
 	}
 	ops = append(ops, s.releaseOps(Ports, &port.Standard)...)
+	ops = append(ops, s.portGroupDeleteOps(port)...)
 	for _, f := range port.FixedIPs {
 		ops = append(ops, clientv3.OpDelete(s.st.Keys.IPAlloc(f.SubnetID, f.IPAddress.String())))
 	}

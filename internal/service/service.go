@@ -75,14 +75,20 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		log = slog.Default()
 	}
 	cache := store.NewCache(st, map[string]store.Decoder{
-		Networks:      model.DecodeAs[model.Network](),
-		Subnets:       model.DecodeAs[model.Subnet](),
-		Ports:         model.DecodeAs[model.Port](),
-		Agents:        model.DecodeAs[model.Agent](),
-		Quotas:        model.DecodeAs[model.Quota](),
-		RBACPolicies:  model.DecodeAs[model.RBACPolicy](),
-		SubnetPools:   model.DecodeAs[model.SubnetPool](),
-		AddressScopes: model.DecodeAs[model.AddressScope](),
+		Networks:           model.DecodeAs[model.Network](),
+		Subnets:            model.DecodeAs[model.Subnet](),
+		Ports:              model.DecodeAs[model.Port](),
+		Agents:             model.DecodeAs[model.Agent](),
+		Quotas:             model.DecodeAs[model.Quota](),
+		RBACPolicies:       model.DecodeAs[model.RBACPolicy](),
+		SubnetPools:        model.DecodeAs[model.SubnetPool](),
+		AddressScopes:      model.DecodeAs[model.AddressScope](),
+		Routers:            model.DecodeAs[model.Router](),
+		FloatingIPs:        model.DecodeAs[model.FloatingIP](),
+		PortForwardings:    model.DecodeAs[model.PortForwarding](),
+		SecurityGroups:     model.DecodeAs[model.SecurityGroup](),
+		SecurityGroupRules: model.DecodeAs[model.SecurityGroupRule](),
+		AddressGroups:      model.DecodeAs[model.AddressGroup](),
 	})
 	ix := newIndex()
 	cache.SetIndexer(ix)

@@ -39,6 +39,8 @@ func (s *Service) Visible(ctx context.Context, kind string) []*model.Cached {
 			ok = s.canSeePool(c, o)
 		case *model.AddressScope:
 			ok = s.canSeeScope(c, o)
+		case *model.SecurityGroupRule:
+			ok = s.canSeeRule(c, o)
 		default:
 			ok = c.IsAdmin() || c.Owns(cv.Obj.Std().ProjectID)
 		}
@@ -68,6 +70,16 @@ func (s *Service) CachedView(ctx context.Context, kind, id string) (map[string]a
 		_, err = s.GetSubnetPool(ctx, id)
 	case AddressScopes:
 		_, err = s.GetAddressScope(ctx, id)
+	case SecurityGroups:
+		_, err = s.GetSecurityGroup(ctx, id)
+	case SecurityGroupRules:
+		_, err = s.GetSecurityGroupRule(ctx, id)
+	case AddressGroups:
+		_, err = s.GetAddressGroup(ctx, id)
+	case Routers:
+		_, err = s.GetRouter(ctx, id)
+	case FloatingIPs:
+		_, err = s.GetFloatingIP(ctx, id)
 	}
 	if err != nil {
 		return nil, false

@@ -142,3 +142,92 @@ func (k Keys) DefaultSubnetPool(ipVersion int) string {
 func (k Keys) RBACUnique(objectID, action, target string) string {
 	return k.join("alloc", "rbac", objectID, action, target)
 }
+
+// RouterFIP records that a floating IP uses a router (associated, or
+// carrying port forwardings); the value is empty. Removing a router's
+// interface or gateway compares that no key under RouterFIPPrefix changed
+// since it checked the floating IPs, so an association made meanwhile is
+// never orphaned.
+func (k Keys) RouterFIP(routerID, fipID string) string {
+	return k.join("index", "router-fips", routerID, fipID)
+}
+
+// RouterFIPPrefix covers the floating IPs using one router.
+func (k Keys) RouterFIPPrefix(routerID string) string {
+	return k.join("index", "router-fips", routerID) + "/"
+}
+
+// PortFIP makes a fixed IP of a port float to one floating IP per external
+// network (FloatingIPPortAlreadyAssociated); the value is the floating IP's
+// id. It lives under PortL3Prefix.
+func (k Keys) PortFIP(portID, extNetID, fixedIP string) string {
+	return k.join("index", "port-l3", portID, "fip", extNetID, fixedIP)
+}
+
+// PortPF records that a port forwarding targets a port; the value is the
+// floating IP's id. It lives under PortL3Prefix.
+func (k Keys) PortPF(portID, pfID string) string {
+	return k.join("index", "port-l3", portID, "pf", pfID)
+}
+
+// PortL3Prefix covers the floating IPs and port forwardings targeting a
+// port: deleting or readdressing the port reads and compares it.
+func (k Keys) PortL3Prefix(portID string) string {
+	return k.join("index", "port-l3", portID) + "/"
+}
+
+// DefaultSecurityGroup makes a project's default security group unique
+// (create-if-absent in the transaction that creates the group and its
+// rules); the value is the group's id. Deleting the group deletes it.
+func (k Keys) DefaultSecurityGroup(project string) string {
+	return k.join("alloc", "default-sg", project)
+}
+
+// SecurityGroupRule makes a rule unique within its group: ruleKey is the
+// hash of what the rule matches (model.SecurityGroupRule.Key), the value
+// the rule's id (SecurityGroupRuleExists).
+func (k Keys) SecurityGroupRule(groupID, ruleKey string) string {
+	return k.join("alloc", "sg-rule", groupID, ruleKey)
+}
+
+// SecurityGroupRulePrefix covers the rules of one group: deleting the
+// group reads it and compares that nothing was added since.
+func (k Keys) SecurityGroupRulePrefix(groupID string) string {
+	return k.join("alloc", "sg-rule", groupID) + "/"
+}
+
+// SecurityGroupPort records that a port is in a group; the value is empty.
+// Deleting the group (or changing its statefulness) compares that none
+// exists (SecurityGroupInUse).
+func (k Keys) SecurityGroupPort(groupID, portID string) string {
+	return k.join("index", "sg-ports", groupID, portID)
+}
+
+// SecurityGroupPortPrefix covers the ports of one group.
+func (k Keys) SecurityGroupPortPrefix(groupID string) string {
+	return k.join("index", "sg-ports", groupID) + "/"
+}
+
+// SecurityGroupRemote records that a rule names a group as its
+// remote_group_id; the value is the rule's own group. Deleting the remote
+// group deletes those rules, as Neutron's foreign key cascades.
+func (k Keys) SecurityGroupRemote(remoteGroupID, ruleID string) string {
+	return k.join("index", "sg-remote", remoteGroupID, ruleID)
+}
+
+// SecurityGroupRemotePrefix covers the rules naming one remote group.
+func (k Keys) SecurityGroupRemotePrefix(remoteGroupID string) string {
+	return k.join("index", "sg-remote", remoteGroupID) + "/"
+}
+
+// AddressGroupRule records that a rule names an address group as its
+// remote_address_group_id; the value is empty. Deleting the address group
+// compares that none exists (AddressGroupInUse).
+func (k Keys) AddressGroupRule(addressGroupID, ruleID string) string {
+	return k.join("index", "ag-rules", addressGroupID, ruleID)
+}
+
+// AddressGroupRulePrefix covers the rules naming one address group.
+func (k Keys) AddressGroupRulePrefix(addressGroupID string) string {
+	return k.join("index", "ag-rules", addressGroupID) + "/"
+}

@@ -79,7 +79,7 @@ func TestMalformedRequestsAreNeutronErrors(t *testing.T) {
 		{"MoreSortDirsThanKeys", "GET", "/v2.0/networks?sort_dir=asc", ``, 400, "HTTPBadRequest"},
 		{"BadLimit", "GET", "/v2.0/networks?limit=abc", ``, 400, "HTTPBadRequest"},
 		{"NegativeLimit", "GET", "/v2.0/networks?limit=-1", ``, 400, "HTTPBadRequest"},
-		{"UnknownCollection", "GET", "/v2.0/routers", ``, 404, "HTTPNotFound"},
+		{"UnknownCollection", "GET", "/v2.0/widgets", ``, 404, "HTTPNotFound"},
 		{"UnknownPath", "GET", "/nowhere", ``, 404, "HTTPNotFound"},
 		{"PathBelowItem", "GET", "/v2.0/networks/" + n.ID + "/subnets", ``, 404, "HTTPNotFound"},
 		{"IDNotAUUID", "GET", "/v2.0/networks/not-a-uuid", ``, 404, "NetworkNotFound"},

@@ -42,8 +42,11 @@ func TestPortSecurityAndAddressPairs(t *testing.T) {
 	wantError(t, err, http.StatusConflict, "AddressPairAndPortSecurityRequired")
 	none := []ports.AddressPair{}
 	var up port
+	// The port's security groups (the default group) go too: port
+	// security cannot be off while it has some.
+	noGroups := []string{}
 	must(t, ports.Update(ctx, c, q.ID, portsecurity.PortUpdateOptsExt{
-		UpdateOptsBuilder: ports.UpdateOpts{AllowedAddressPairs: &none}, PortSecurityEnabled: &off,
+		UpdateOptsBuilder: ports.UpdateOpts{AllowedAddressPairs: &none, SecurityGroups: &noGroups}, PortSecurityEnabled: &off,
 	}).ExtractInto(&up))
 	if up.PortSecurityEnabled || len(up.AllowedAddressPairs) != 0 {
 		t.Errorf("port after disabling port security = %+v", up)

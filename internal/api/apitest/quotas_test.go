@@ -17,6 +17,9 @@ import (
 func TestQuotasThroughGophercloud(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, t.TempDir(), service.DefaultConfig())
+	// Closed before TempDir goes: etcd's file purger dies fatally on a
+	// removed data directory.
+	t.Cleanup(func() { e.srv.Close() })
 	admin, a, b := e.admin.net(t), e.a.net(t), e.b.net(t)
 	q, err := quotas.Get(context.Background(), a, e.a.projectID).Extract()
 	must(t, err)

@@ -403,6 +403,9 @@ func TestSharedSubnetPools(t *testing.T) {
 func TestDefaultSubnetPools(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, t.TempDir(), service.DefaultConfig())
+	// Closed before TempDir goes: etcd's file purger dies fatally on a
+	// removed data directory.
+	t.Cleanup(func() { e.srv.Close() })
 	admin, a := e.admin.net(t), e.a.net(t)
 	n := createNet(t, a, rawNet{"name": "default-pool"})
 	_, err := poolSubnet(a, n.ID, "", rawSubnet{"use_default_subnetpool": true})
