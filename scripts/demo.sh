@@ -6,7 +6,8 @@
 # hosts over VXLAN and cross-project pairs isolated despite identical
 # addresses; each project then gets a router to the external network
 # (SNAT), a floating IP and a port forward, and the outside's echo server
-# tells which source addresses crossed. The cloud is removed at the end
+# tells which source addresses crossed; a VM reads its user data from the
+# metadata service. The cloud is removed at the end
 # unless KEEP=1.
 set -euo pipefail
 BIN=${1:-bin/vland}
@@ -37,6 +38,12 @@ openstack --os-cloud "$CLUSTER-admin" network agent list -c Host -c "Agent Type"
 
 step "two projects, identical networks, VMs on both compute hosts; who can ping whom; then routers, floating IPs, a port forward"
 "$BIN" dev demo --cluster "$CLUSTER"
+
+step "metadata: a VM asks 169.254.169.254 who it is and reads its user data"
+"$BIN" dev vm exec --cluster "$CLUSTER" demo-vm1 -- curl -s http://169.254.169.254/openstack/latest/meta_data.json | python3 -c 'import json,sys; m=json.load(sys.stdin); print("meta_data.json: uuid", m["uuid"], "name", m["name"])'
+echo "user_data of demo-vm1:"
+"$BIN" dev vm exec --cluster "$CLUSTER" demo-vm1 -- curl -s http://169.254.169.254/openstack/latest/user_data
+echo "EC2 local-ipv4 / public-ipv4 of demo-vm1: $("$BIN" dev vm exec --cluster "$CLUSTER" demo-vm1 -- curl -s http://169.254.169.254/latest/meta-data/local-ipv4) / $("$BIN" dev vm exec --cluster "$CLUSTER" demo-vm1 -- curl -s http://169.254.169.254/latest/meta-data/public-ipv4)"
 
 step "routers and floating IPs, as each project sees them"
 for p in demo alt; do

@@ -35,6 +35,8 @@ func runAgent(args []string) error {
 	fs.DurationVar(&cfg.DHCPLeaseTime, "dhcp-lease-time", 24*time.Hour, "DHCP lease offered to VMs (Neutron's dhcp_lease_duration); negative: infinite")
 	fs.StringVar(&cfg.DNSDomain, "dns-domain", agent.DefaultDNSDomain, "domain handed out by DHCP (option 15)")
 	dnsUpstream := fs.String("dns-upstream", "", "comma-separated resolvers (ip or ip:port) that names outside the tenant networks are forwarded to; empty: refused")
+	fs.BoolVar(&cfg.RouterMetadata, "router-metadata", true, "serve metadata to VMs behind routers (169.254.169.254 redirected in qrouter- namespaces)")
+	fs.BoolVar(&cfg.IsolatedMetadata, "isolated-metadata", true, "serve metadata on networks without a router, from the DHCP namespace (Neutron's enable_isolated_metadata)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

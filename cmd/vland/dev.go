@@ -29,6 +29,7 @@ hosts and VMs as network namespaces. Every command takes --cluster N
   status [-f json]                        hosts, agents, VMs
   vm create NAME --network NET [--host H] [--cloud C] [--ip IP]
             [--security-group SG]... [--no-port-security]
+            [--user-data FILE] [--key NAME=PUBKEY]...
                                           a VM on a network; prints its IP last
   vm exec NAME -- CMD...                  run a command inside a VM
   vm delete NAME                          delete a VM and its port
@@ -265,14 +266,31 @@ func devVMCreate(ctx context.Context, args []string) error {
 		return nil
 	})
 	f.fs.BoolVar(&o.NoPortSecurity, "no-port-security", false, "no port security: no security groups, no anti-spoofing")
+	userData := f.fs.String("user-data", "", "file whose bytes the VM reads as its user data from 169.254.169.254")
+	f.fs.Func("key", "NAME=PUBKEY: an SSH public key of the VM's metadata (repeatable)", func(v string) error {
+		name, key, ok := strings.Cut(v, "=")
+		if !ok || name == "" || key == "" {
+			return errors.New("use NAME=PUBKEY")
+		}
+		if o.Keys == nil {
+			o.Keys = map[string]string{}
+		}
+		o.Keys[name] = key
+		return nil
+	})
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 1, "vm create NAME --network NET [--host H] [--cloud CLOUD] [--ip IP] [--security-group SG]... [--no-port-security]"); err != nil {
+	if err := wantArgs(pos, 1, "vm create NAME --network NET [--host H] [--cloud CLOUD] [--ip IP] [--security-group SG]... [--no-port-security] [--user-data FILE] [--key NAME=PUBKEY]..."); err != nil {
 		return err
 	}
 	o.Name = pos[0]
+	if *userData != "" {
+		if o.UserData, err = os.ReadFile(*userData); err != nil {
+			return fmt.Errorf("--user-data: %w", err)
+		}
+	}
 	c, err := f.open()
 	if err != nil {
 		return err

@@ -56,7 +56,11 @@ type Config struct {
 	// servers forward names outside the network to; none means such names
 	// are refused.
 	DNSUpstreams []string
-	Logger       *slog.Logger
+	// RouterMetadata and IsolatedMetadata switch the metadata service on
+	// for networks behind routers and for networks without one (network
+	// hosts only).
+	RouterMetadata, IsolatedMetadata bool
+	Logger                           *slog.Logger
 }
 
 // Agent is a running host agent.
@@ -69,6 +73,7 @@ type Agent struct {
 	dns    *dns.Manager
 	l3     *router.Manager   // nil: the host has no network role
 	fw     *secgroup.Manager // nil: the firewall could not be set up (logged)
+	meta   *metadataService  // nil: not a network host, or metadata off
 	zones  zoneMap
 	start  time.Time
 	dhcp   dhcpConfig
@@ -84,6 +89,7 @@ type Agent struct {
 	routers  map[string]agentapi.Router
 	groups   map[string]agentapi.SecurityGroup
 	agroups  map[string]agentapi.AddressGroup
+	inst     map[string]agentapi.Instance
 	synced   bool // the first list has been applied
 
 	kick     chan struct{} // wakes the reconciler
@@ -119,6 +125,15 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
+	var meta *metadataService
+	if l3 != nil && (cfg.RouterMetadata || cfg.IsolatedMetadata) {
+		if meta, err = newMetadataService(log); err != nil {
+			l3.Close()
+			q.Close()
+			m.Close()
+			return nil, err
+		}
+	}
 	fw, err := newFirewall(cfg.NetNS, log)
 	if err != nil {
 		// Without a firewall ports would pass unfiltered: refuse to run.
@@ -135,6 +150,7 @@ func New(cfg Config) (*Agent, error) {
 		dhcp:  dhcpConfig{LeaseTime: cfg.DHCPLeaseTime, Domain: normalizeDomain(cfg.DNSDomain)},
 		start: time.Now().UTC(), networks: map[string]agentapi.Network{}, subnets: map[string]agentapi.Subnet{}, ports: map[string]agentapi.Port{},
 		routers: map[string]agentapi.Router{}, groups: map[string]agentapi.SecurityGroup{}, agroups: map[string]agentapi.AddressGroup{},
+		inst: map[string]agentapi.Instance{}, meta: meta,
 		kick: make(chan struct{}, 1), reported: map[string]string{},
 	}, nil
 }
@@ -144,6 +160,9 @@ func New(cfg Config) (*Agent, error) {
 // next agent.
 func (a *Agent) Close() error {
 	errs := []error{a.dns.Close(), a.qdhcp.Close(), a.l2.Close(), a.fw.Close()}
+	if a.meta != nil {
+		errs = append(errs, a.meta.close())
+	}
 	if a.l3 != nil {
 		errs = append(errs, a.l3.Close())
 	}
@@ -237,6 +256,7 @@ func (a *Agent) replace(v agentapi.View) {
 	a.routers = byID(v.Routers, func(r agentapi.Router) string { return r.ID })
 	a.groups = byID(v.SecurityGroups, func(g agentapi.SecurityGroup) string { return g.ID })
 	a.agroups = byID(v.AddressGroups, func(g agentapi.AddressGroup) string { return g.ID })
+	a.inst = byID(v.Instances, func(in agentapi.Instance) string { return in.DeviceID })
 	a.synced = true
 	a.mu.Unlock()
 	a.trigger()
@@ -265,6 +285,8 @@ func (a *Agent) apply(ev agentapi.Event) error {
 			delete(a.groups, ev.ID)
 		case agentapi.KindAddressGroup:
 			delete(a.agroups, ev.ID)
+		case agentapi.KindInstance:
+			delete(a.inst, ev.ID)
 		}
 	case agentapi.EventPut:
 		if err := a.put(ev); err != nil {
@@ -303,6 +325,8 @@ func (a *Agent) put(ev agentapi.Event) error {
 		return putJSON(ev.Object, a.groups, func(g agentapi.SecurityGroup) string { return g.ID })
 	case agentapi.KindAddressGroup:
 		return putJSON(ev.Object, a.agroups, func(g agentapi.AddressGroup) string { return g.ID })
+	case agentapi.KindInstance:
+		return putJSON(ev.Object, a.inst, func(in agentapi.Instance) string { return in.DeviceID })
 	}
 	return nil
 }
@@ -357,8 +381,11 @@ type desired struct {
 	// every local router port to its router's.
 	routers     router.Desired
 	routerPorts map[string]string
-	firewall    secgroup.Desired
-	synced      bool
+	// meta is the metadata index and listeners of this pass (nil: off).
+	meta      *metaIndex
+	metaWants []metaWant
+	firewall  secgroup.Desired
+	synced    bool
 }
 
 // desired translates the host view into the data plane's terms. Every local
@@ -372,8 +399,32 @@ func (a *Agent) desired() desired {
 		dhcpPorts: map[string]string{},
 		synced:    a.synced,
 	}
+	var isolatedNets []string
+	if a.meta != nil && a.cfg.IsolatedMetadata {
+		isolatedNets = isolatedMetadata(out.dhcp, a.ports)
+	}
 	out.dns = dnsServices(a.cfg.NamespacePrefix, out.dhcp, a.subnets, a.ports, a.dhcp)
-	out.routers = routerDesired(a.routers, a.networks, a.subnets, a.ports, 0)
+	var metaPort uint16
+	if a.meta != nil && a.cfg.RouterMetadata {
+		metaPort = MetadataPort
+	}
+	out.routers = routerDesired(a.routers, a.networks, a.subnets, a.ports, metaPort)
+	if a.meta != nil {
+		routers := a.routers
+		if !a.cfg.RouterMetadata {
+			routers = nil
+		}
+		out.meta = newMetaIndex(viewMaps{networks: a.networks, subnets: a.subnets, ports: a.ports, routers: routers, instances: a.inst}, isolatedNets)
+		out.meta.groups = map[string]string{}
+		for id, g := range a.groups {
+			out.meta.groups[id] = g.Name
+		}
+		if a.cfg.RouterMetadata {
+			out.metaWants = metadataWants(a.cfg.NamespacePrefix, out.routers, isolatedNets)
+		} else {
+			out.metaWants = metadataWants(a.cfg.NamespacePrefix, router.Desired{}, isolatedNets)
+		}
+	}
 	out.routerPorts = map[string]string{}
 	for _, r := range out.routers.Routers {
 		for _, itf := range r.Interfaces {
@@ -476,6 +527,13 @@ func (a *Agent) reconcile(ctx context.Context) {
 			a.log.Error("router reconcile failed", "err", err)
 		} else if err := rres.Err(); err != nil {
 			a.log.Warn("router reconcile incomplete; retrying soon", "err", err)
+			time.AfterFunc(2*time.Second, a.trigger)
+		}
+	}
+	if a.meta != nil {
+		a.meta.index.Store(want.meta)
+		if err := a.meta.sync(want.metaWants); err != nil {
+			a.log.Warn("metadata listeners incomplete; retrying soon", "err", err)
 			time.AfterFunc(2*time.Second, a.trigger)
 		}
 	}

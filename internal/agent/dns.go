@@ -29,6 +29,9 @@ func dnsServices(prefix string, svcs []qdhcp.Service, subnets map[string]agentap
 	for _, s := range svcs {
 		var addrs []netip.Addr
 		for _, p := range s.Addrs {
+			if p.Addr().IsLinkLocalUnicast() {
+				continue // the metadata address is no DNS server
+			}
 			addrs = append(addrs, p.Addr())
 		}
 		if len(addrs) == 0 {

@@ -109,7 +109,8 @@ type Port struct {
 	PortSecurity        bool          `json:"port_security_enabled,omitempty"`
 	SecurityGroups      []string      `json:"security_groups,omitempty"`
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs,omitempty"`
-	ProjectID           string        `json:"project_id,omitempty"`
+	// ProjectID is the port's project (every port of the view).
+	ProjectID string `json:"project_id,omitempty"`
 }
 
 // AddressPair is an allowed address pair of a port.
@@ -159,6 +160,7 @@ type PortForwarding struct {
 // it as remote group, its members' addresses cloud-wide.
 type SecurityGroup struct {
 	ID       string              `json:"id"`
+	Name     string              `json:"name,omitempty"`
 	Stateful bool                `json:"stateful"`
 	Rules    []SecurityGroupRule `json:"rules"`
 	Members  []netip.Prefix      `json:"members,omitempty"`

@@ -73,6 +73,7 @@ func New(cfg Config) *API {
 	a.subnetPoolRoutes()
 	a.addressGroupRoutes()
 	a.l3Routes()
+	a.instanceMetadataRoutes()
 	if cfg.Identity != nil {
 		a.mux.Handle("/identity", cfg.Identity)
 		a.mux.Handle("/identity/", cfg.Identity)

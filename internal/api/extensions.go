@@ -73,6 +73,7 @@ var extensionList = []Extension{
 	{Alias: "stateful-security-group", Name: "Stateful security group", Description: "Indicates if the security group is stateful or not", Updated: "2019-11-26T09:00:00-00:00"},
 	{Alias: "address-group", Name: "Address group", Description: "Support address group", Updated: "2020-07-15T10:00:00-00:00"},
 	{Alias: "security-groups-remote-address-group", Name: "Remote address group id field for security group rules", Description: "Add new field of remote address group id in SG rules", Updated: "2020-08-25T10:00:00-00:00"},
+	{Alias: "instance-metadata", Name: "Instance metadata", Description: "Per-instance data the metadata service serves (name, hostname, user data, meta, public keys, availability zone), keyed by device_id.", Updated: "2026-11-22T00:00:00-00:00"},
 	{Alias: "security-groups-normalized-cidr", Name: "Normalized CIDR field for security group rules", Description: "Add new field with normalized remote_ip_prefix cidr in SG rule", Updated: "2020-07-28T10:00:00-00:00"},
 }
 

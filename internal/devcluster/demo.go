@@ -134,7 +134,8 @@ func (c *Cluster) Demo(ctx context.Context) (*Matrix, error) {
 			name := fmt.Sprintf("%s-vm%d", short, i+1)
 			vm, err := c.VM(name)
 			if err != nil {
-				o := VMOptions{Name: name, Network: nets[p.Cloud], Cloud: p.Cloud, Host: computes[i%len(computes)], IP: fmt.Sprintf("10.0.0.%d", base+i)}
+				o := VMOptions{Name: name, Network: nets[p.Cloud], Cloud: p.Cloud, Host: computes[i%len(computes)], IP: fmt.Sprintf("10.0.0.%d", base+i),
+					UserData: []byte("#!/bin/sh\necho hello from " + name + ", project " + p.Cloud + "\n")}
 				v, err := c.CreateVM(ctx, o)
 				if err != nil {
 					return nil, err

@@ -208,6 +208,15 @@ func TestE2ERouterOverlappingProjects(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// A floating IP each: both routers of the host carry theirs (a view
+	// that lost one router's floating IPs once let this regress).
+	for _, p := range []string{"demo", "alt"} {
+		fip, err := c.CreateFloatingIP(ctx, c.Name()+"-"+p, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		curlEventually(t, c, p, "http://"+OutsideIP.String()+"/", fip.Address)
+	}
 }
 
 // TestE2ERouterFailover: with two network hosts, cutting off the router's

@@ -72,6 +72,8 @@ type VM struct {
 	Host      string `json:"host"`
 	Namespace string `json:"namespace"`
 	PortID    string `json:"port_id"`
+	// DeviceID is the port's device_id: the instance's id.
+	DeviceID  string `json:"device_id,omitempty"`
 	NetworkID string `json:"network_id"`
 	MAC       string `json:"mac_address"`
 	IP        string `json:"ip_address"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"github.com/vland/vland/internal/namedns"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -42,6 +44,11 @@ type VMOptions struct {
 	// NoPortSecurity creates the port without port security (and so
 	// without security groups): no filtering, no anti-spoofing.
 	NoPortSecurity bool
+	// UserData and Keys (name -> OpenSSH public key), when set, become the
+	// VM's instance metadata (PUT /v2.0/instance-metadata/{device_id}),
+	// which the metadata service at 169.254.169.254 answers it.
+	UserData []byte
+	Keys     map[string]string
 }
 
 // port is the part of a Neutron port the cluster reads.
@@ -148,6 +155,9 @@ func (c *Cluster) wireVM(ctx context.Context, cl *Client, vm *VM, o VMOptions) e
 	}
 	vm.PortID, vm.MAC = p.ID, p.MACAddress
 	if err := c.saveVM(*vm); err != nil {
+		return err
+	}
+	if err := setInstanceMetadata(ctx, cl, *vm, o); err != nil {
 		return err
 	}
 	if err := c.bindPort(ctx, vm); err != nil {
@@ -290,7 +300,8 @@ func findNetwork(ctx context.Context, cl *Client, projectID, ref string) (networ
 
 // createPort creates the VM's port as the project.
 func createPort(ctx context.Context, cl *Client, vm *VM, o VMOptions) (port, error) {
-	body := map[string]any{"network_id": vm.NetworkID, "name": vm.Name, "device_owner": "compute:nova", "device_id": newUUID()}
+	vm.DeviceID = newUUID()
+	body := map[string]any{"network_id": vm.NetworkID, "name": vm.Name, "device_owner": "compute:nova", "device_id": vm.DeviceID}
 	if o.IP != "" {
 		body["fixed_ips"] = []map[string]string{{"ip_address": o.IP}}
 	}
@@ -573,4 +584,25 @@ func securityGroupIDs(ctx context.Context, cl *Client, refs []string) ([]string,
 		}
 	}
 	return ids, nil
+}
+
+// setInstanceMetadata records the VM's name, hostname, user data and keys
+// as its instance metadata, as Nova does when it boots a server. Without
+// user data or keys nothing is stored: the metadata service then answers
+// the VM from its port alone.
+func setInstanceMetadata(ctx context.Context, cl *Client, vm VM, o VMOptions) error {
+	if o.UserData == nil && len(o.Keys) == 0 {
+		return nil
+	}
+	md := map[string]any{"name": vm.Name, "hostname": strings.ToLower(strings.ReplaceAll(vm.Name, "_", "-"))}
+	if o.UserData != nil {
+		md["user_data"] = base64.StdEncoding.EncodeToString(o.UserData)
+	}
+	if len(o.Keys) > 0 {
+		md["public_keys"] = o.Keys
+	}
+	if err := cl.Do(ctx, http.MethodPut, "/v2.0/instance-metadata/"+url.PathEscape(vm.DeviceID), map[string]any{"instance_metadata": md}, nil); err != nil {
+		return fmt.Errorf("instance metadata of VM %s: %w", vm.Name, err)
+	}
+	return nil
 }

@@ -313,6 +313,7 @@ func (s *Service) HostView(host string) agentapi.View {
 		hostRouters(snap, host, &v)
 	})
 	s.hostSecurity(&v)
+	s.hostInstances(&v)
 	slices.SortFunc(v.Networks, func(a, b agentapi.Network) int { return compareStrings(a.ID, b.ID) })
 	slices.SortFunc(v.Subnets, func(a, b agentapi.Subnet) int { return compareStrings(a.ID, b.ID) })
 	slices.SortFunc(v.Ports, func(a, b agentapi.Port) int { return compareStrings(a.ID, b.ID) })
@@ -365,6 +366,7 @@ func hostPort(p *model.Port, host string, vtep netip.Addr) agentapi.Port {
 	for _, o := range p.ExtraDHCPOpts {
 		out.ExtraDHCPOpts = append(out.ExtraDHCPOpts, agentapi.DHCPOpt{OptName: o.OptName, OptValue: o.OptValue, IPVersion: o.IPVersion})
 	}
+	out.ProjectID = p.ProjectID // the metadata service checks it against the instance's
 	if out.Local {
 		portSecurity(&out, p)
 	}

@@ -33,13 +33,15 @@ func hostRouters(snap storeSnapshot, host string, v *agentapi.View) {
 			out.Routes = append(out.Routes, agentapi.HostRoute{Destination: rt.Destination, NextHop: rt.NextHop})
 		}
 		v.Routers = append(v.Routers, out)
-		byID[r.ID] = &v.Routers[len(v.Routers)-1]
 		return true
 	})
-	if len(byID) == 0 {
+	if len(v.Routers) == 0 {
 		return
 	}
-	// byID points into v.Routers, which no longer grows.
+	// Pointers into v.Routers only now that it no longer grows.
+	for i := range v.Routers {
+		byID[v.Routers[i].ID] = &v.Routers[i]
+	}
 	fips := map[string]*model.FloatingIP{}
 	snap.Each(FloatingIPs, func(_ string, it storeItem) bool {
 		f := it.Value.(*model.Cached).Obj.(*model.FloatingIP)
@@ -95,7 +97,7 @@ func (s *Service) hostSecurity(v *agentapi.View) {
 		if !ok {
 			return nil
 		}
-		g := &agentapi.SecurityGroup{ID: id, Stateful: sg.Stateful, Rules: []agentapi.SecurityGroupRule{}}
+		g := &agentapi.SecurityGroup{ID: id, Name: sg.Name, Stateful: sg.Stateful, Rules: []agentapi.SecurityGroupRule{}}
 		groups[id] = g
 		return g
 	}
@@ -144,4 +146,33 @@ func portSecurity(out *agentapi.Port, p *model.Port) {
 	for _, ap := range p.AllowedAddressPairs {
 		out.AllowedAddressPairs = append(out.AllowedAddressPairs, agentapi.AddressPair{IPAddress: ap.IPAddress, MACAddress: ap.MACAddress})
 	}
+}
+
+// hostInstances adds the instance metadata of every device with a port in
+// the view, on hosts that serve metadata (they hold a router or a DHCP
+// port): the metadata service answers those devices' VMs.
+func (s *Service) hostInstances(v *agentapi.View) {
+	serves := len(v.Routers) > 0
+	for _, p := range v.Ports {
+		serves = serves || p.Local && p.DeviceOwner == OwnerDHCP
+	}
+	if !serves {
+		return
+	}
+	seen := map[string]bool{}
+	for _, p := range v.Ports {
+		if p.DeviceID == "" || seen[p.DeviceID] {
+			continue
+		}
+		seen[p.DeviceID] = true
+		m, ok := s.InstanceMetadata(p.DeviceID)
+		if !ok {
+			continue
+		}
+		v.Instances = append(v.Instances, agentapi.Instance{
+			DeviceID: m.DeviceID, ProjectID: m.ProjectID, Name: m.Name, Hostname: m.Hostname,
+			UserData: m.UserData, Meta: m.Meta, PublicKeys: m.PublicKeys, AvailabilityZone: m.AvailabilityZone,
+		})
+	}
+	slices.SortFunc(v.Instances, func(a, b agentapi.Instance) int { return compareStrings(a.DeviceID, b.DeviceID) })
 }

@@ -89,6 +89,9 @@ func New(st *store.Store, cfg Config, log *slog.Logger) *Service {
 		SecurityGroups:     model.DecodeAs[model.SecurityGroup](),
 		SecurityGroupRules: model.DecodeAs[model.SecurityGroupRule](),
 		AddressGroups:      model.DecodeAs[model.AddressGroup](),
+
+		// Keyed by device id rather than an id of its own.
+		InstanceMetadataKind: model.DecodeAs[model.InstanceMetadata](),
 	})
 	ix := newIndex()
 	cache.SetIndexer(ix)

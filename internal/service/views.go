@@ -80,6 +80,8 @@ func (s *Service) CachedView(ctx context.Context, kind, id string) (map[string]a
 		_, err = s.GetRouter(ctx, id)
 	case FloatingIPs:
 		_, err = s.GetFloatingIP(ctx, id)
+	case InstanceMetadataKind:
+		_, err = s.GetInstanceMetadata(ctx, id)
 	}
 	if err != nil {
 		return nil, false
