@@ -29,12 +29,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vland/vland/internal/devcluster"
@@ -120,11 +117,8 @@ func (o *DataplaneOptions) has(phase string) bool { return slices.Contains(o.Pha
 
 // DataplaneResult is the outcome of `vland bench dataplane`.
 type DataplaneResult struct {
-	Date      string `json:"date"`
-	NumCPU    int    `json:"num_cpu"`
-	Kernel    string `json:"kernel"`
-	GoVersion string `json:"go_version"`
-	Binary    string `json:"binary"`
+	Machine
+	Binary string `json:"binary"`
 	// Options, as run.
 	VMs          int             `json:"vms"`
 	Hosts        int             `json:"hosts"`
@@ -175,18 +169,9 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // dataplane is one benchmark in progress.
 type dataplane struct {
-	opts   DataplaneOptions
-	log    *slog.Logger
-	progMu sync.Mutex
-}
-
-func (d *dataplane) progress(format string, args ...any) {
-	if d.opts.Progress == nil {
-		return
-	}
-	d.progMu.Lock()
-	defer d.progMu.Unlock()
-	fmt.Fprintf(d.opts.Progress, "bench dataplane: "+format+"\n", args...)
+	progressLog
+	opts DataplaneOptions
+	log  *slog.Logger
 }
 
 // RunDataplane runs the benchmark opts.Runs times, each on a fresh dev
@@ -208,13 +193,9 @@ func RunDataplane(ctx context.Context, opts DataplaneOptions) (*DataplaneResult,
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	d := &dataplane{opts: opts, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if opts.Progress != nil {
-		d.log = slog.New(slog.NewTextHandler(opts.Progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
+	d := &dataplane{progressLog: progressLog{w: opts.Progress, label: "bench dataplane"}, opts: opts, log: benchLogger(opts.Progress, slog.LevelWarn)}
 	res := &DataplaneResult{
-		Date: time.Now().UTC().Format(time.RFC3339), NumCPU: runtime.NumCPU(), Kernel: kernelRelease(),
-		GoVersion: runtime.Version(), Binary: opts.Vland,
+		Machine: thisMachine(time.Now()), Binary: opts.Vland,
 		VMs: opts.VMs, Hosts: opts.Hosts, Ports: opts.Ports, SyncNetworks: opts.SyncNetworks,
 		IperfSeconds: opts.IperfSeconds, IperfRepeats: opts.IperfRepeats, Phases: opts.Phases,
 	}
@@ -245,13 +226,8 @@ var clusterName = regexp.MustCompile(`^bdp([0-9]+)-[0-9a-f]+$`)
 func (d *dataplane) sweep() {
 	entries, _ := os.ReadDir(d.opts.Dir)
 	for _, e := range entries {
-		m := clusterName.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue // this process's, or its benchmark still runs
+		if !leftByDeadRun(clusterName, e.Name()) {
+			continue // not a cluster, this process's, or its benchmark still runs
 		}
 		d.progress("removing cluster %s left by an earlier run", e.Name())
 		if err := devcluster.Down(e.Name(), filepath.Join(d.opts.Dir, e.Name()), d.log); err != nil {

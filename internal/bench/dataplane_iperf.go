@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -258,54 +257,6 @@ func parseIperf(b []byte) (iperfOut, error) {
 	}
 	return iperfOut{gbps: j.End.SumReceived.BitsPerSecond / 1e9, retransmits: j.End.SumSent.Retransmits,
 		senderCPU: j.End.CPU.HostTotal, receiverCPU: j.End.CPU.RemoteTotal}, nil
-}
-
-// runIperf runs an iperf3 server (one client, then exit) in serverNS and a
-// client in clientNS for the given seconds; both are killed with ctx.
-func runIperf(ctx context.Context, iperf, clientNS, serverNS string, dst netip.Addr, seconds int) (iperfOut, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second+60*time.Second)
-	defer cancel()
-	const port = "5201"
-	var srvOut bytes.Buffer
-	srv := exec.CommandContext(ctx, iperf, "-s", "-1", "-p", port, "-B", dst.String())
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := namedns.Do(serverNS, srv.Start); err != nil {
-		return iperfOut{}, fmt.Errorf("start iperf3 server: %w", err)
-	}
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Wait() }()
-	defer func() {
-		select {
-		case <-srvDone:
-		case <-time.After(5 * time.Second):
-			_ = srv.Process.Kill()
-			<-srvDone
-		}
-	}()
-	// The server needs a moment to listen: retry while it refuses.
-	for attempt := 0; ; attempt++ {
-		var out bytes.Buffer
-		cl := exec.CommandContext(ctx, iperf, "-c", dst.String(), "-p", port, "-t", strconv.Itoa(seconds), "-J", "--connect-timeout", "2000")
-		cl.Stdout = &out
-		busy0, t0 := machineCPU(), time.Now()
-		if err := namedns.Do(clientNS, cl.Start); err != nil {
-			return iperfOut{}, fmt.Errorf("start iperf3 client: %w", err)
-		}
-		werr := cl.Wait()
-		res, err := parseIperf(out.Bytes())
-		if err == nil {
-			res.machineBusy = (machineCPU() - busy0) / time.Since(t0).Seconds()
-			return res, nil
-		}
-		if ctx.Err() != nil {
-			return iperfOut{}, ctx.Err()
-		}
-		if attempt < 50 && strings.Contains(err.Error(), "unable to connect") {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		return iperfOut{}, fmt.Errorf("%w (exit: %v; server: %s)", err, werr, strings.TrimSpace(srvOut.String()))
-	}
 }
 
 // offloadFeatures are the `ethtool -k` features the report keeps.

@@ -30,12 +30,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
@@ -86,10 +84,7 @@ func (o *DHCPOptions) validate() error {
 
 // DHCPResult is the outcome of `vland bench dhcp`.
 type DHCPResult struct {
-	Date          string           `json:"date"`
-	NumCPU        int              `json:"num_cpu"`
-	Kernel        string           `json:"kernel"`
-	GoVersion     string           `json:"go_version"`
+	Machine
 	Cluster       string           `json:"cluster"`
 	Prefix        string           `json:"prefix"`
 	UpSeconds     float64          `json:"up_seconds"`
@@ -135,18 +130,9 @@ type DHCPLoadResult struct {
 }
 
 type dhcpBench struct {
-	opts   DHCPOptions
-	log    *slog.Logger
-	progMu sync.Mutex
-}
-
-func (d *dhcpBench) progress(format string, args ...any) {
-	if d.opts.Progress == nil {
-		return
-	}
-	d.progMu.Lock()
-	defer d.progMu.Unlock()
-	fmt.Fprintf(d.opts.Progress, "bench dhcp: "+format+"\n", args...)
+	progressLog
+	opts DHCPOptions
+	log  *slog.Logger
 }
 
 var dhcpClusterName = regexp.MustCompile(`^bdh([0-9]+)-[0-9a-f]+$`)
@@ -169,17 +155,13 @@ func RunDHCP(ctx context.Context, opts DHCPOptions) (res *DHCPResult, err error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	d := &dhcpBench{opts: opts, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if opts.Progress != nil {
-		d.log = slog.New(slog.NewTextHandler(opts.Progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
+	d := &dhcpBench{progressLog: progressLog{w: opts.Progress, label: "bench dhcp"}, opts: opts, log: benchLogger(opts.Progress, slog.LevelWarn)}
 	d.sweep()
 	var b [2]byte
 	_, _ = rand.Read(b[:])
 	name := fmt.Sprintf("bdh%d-%s", os.Getpid(), hex.EncodeToString(b[:]))
 	dir := filepath.Join(opts.Dir, name)
-	res = &DHCPResult{Date: time.Now().UTC().Format(time.RFC3339), NumCPU: runtime.NumCPU(), Kernel: kernelRelease(),
-		GoVersion: runtime.Version(), Cluster: name, Prefix: devcluster.Prefix(name), LoadAvg: loadAvg(),
+	res = &DHCPResult{Machine: thisMachine(time.Now()), Cluster: name, Prefix: devcluster.Prefix(name), LoadAvg: loadAvg(),
 		VMs: opts.VMs, Networks: opts.Networks, ClientsPerNet: opts.ClientsPerNet, Seconds: opts.Seconds}
 	started := time.Now()
 	defer func() { res.TotalSeconds = time.Since(started).Seconds() }()
@@ -229,25 +211,14 @@ func RunDHCP(ctx context.Context, opts DHCPOptions) (res *DHCPResult, err error)
 			d.progress("throughput failed: %v", err)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	if len(res.Errors) > 0 {
-		return res, errors.New(strings.Join(res.Errors, "; "))
-	}
-	return res, nil
+	return res, runError(ctx, res.Errors)
 }
 
 // sweep removes the clusters of earlier benchmark processes that are gone.
 func (d *dhcpBench) sweep() {
 	entries, _ := os.ReadDir(d.opts.Dir)
 	for _, e := range entries {
-		m := dhcpClusterName.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+		if !leftByDeadRun(dhcpClusterName, e.Name()) {
 			continue
 		}
 		d.progress("removing cluster %s left by an earlier run", e.Name())

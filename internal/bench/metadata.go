@@ -41,10 +41,8 @@ import (
 	"os"
 	"regexp"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -90,10 +88,7 @@ func (o *MetadataOptions) validate() error {
 
 // MetadataResult is the outcome of `vland bench metadata`.
 type MetadataResult struct {
-	Date         string            `json:"date"`
-	NumCPU       int               `json:"num_cpu"`
-	Kernel       string            `json:"kernel"`
-	GoVersion    string            `json:"go_version"`
+	Machine
 	LoadAvg      float64           `json:"loadavg_1m"`
 	VMs          int               `json:"vms"`
 	Throughput   []*MetadataLoad   `json:"throughput,omitempty"`
@@ -162,16 +157,7 @@ type mdBench struct {
 	lookup      metadata.Lookup
 	dial        *nsDialer
 	server      string // 169.254.169.254:80
-	progMu      sync.Mutex
-}
-
-func (b *mdBench) progress(format string, args ...any) {
-	if b.opts.Progress == nil {
-		return
-	}
-	b.progMu.Lock()
-	defer b.progMu.Unlock()
-	fmt.Fprintf(b.opts.Progress, "bench metadata: "+format+"\n", args...)
+	progressLog
 }
 
 // RunMetadata builds the two namespaces, runs both phases and removes the
@@ -186,11 +172,10 @@ func RunMetadata(ctx context.Context, opts MetadataOptions) (res *MetadataResult
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	started := time.Now()
-	res = &MetadataResult{Date: started.UTC().Format(time.RFC3339), NumCPU: runtime.NumCPU(), Kernel: kernelRelease(),
-		GoVersion: runtime.Version(), LoadAvg: loadAvg(), VMs: opts.VMs}
+	res = &MetadataResult{Machine: thisMachine(started), LoadAvg: loadAvg(), VMs: opts.VMs}
 	defer func() { res.TotalSeconds = time.Since(started).Seconds() }()
-	b := &mdBench{opts: opts, server: "169.254.169.254:80"}
-	sweepMetadataNamespaces(b.progress)
+	b := &mdBench{opts: opts, server: "169.254.169.254:80", progressLog: progressLog{w: opts.Progress, label: "bench metadata"}}
+	sweepNamespaces("bmd", metadataNSName, b.progress)
 	var rb [2]byte
 	_, _ = rand.Read(rb[:])
 	prefix := fmt.Sprintf("bmd%d-%s-", os.Getpid(), hex.EncodeToString(rb[:]))
@@ -238,24 +223,6 @@ func RunMetadata(ctx context.Context, opts MetadataOptions) (res *MetadataResult
 		return res, errors.New(res.Errors[0])
 	}
 	return res, nil
-}
-
-// sweepMetadataNamespaces removes the namespaces of earlier benchmark
-// processes that are gone.
-func sweepMetadataNamespaces(progress func(string, ...any)) {
-	names, _ := namedns.WithPrefix("bmd")
-	for _, n := range names {
-		m := metadataNSName.FindStringSubmatch(n)
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		progress("removing namespace %s left by an earlier run", n)
-		_ = namedns.Delete(n)
-	}
 }
 
 // build makes the namespaces, the veth, the addresses and the route, and

@@ -27,7 +27,6 @@ package bench
 // for the probe router only; nothing is created in the root namespace.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -41,11 +40,8 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -121,10 +117,7 @@ func (o *RouterOptions) validate() error {
 
 // RouterResult is the outcome of `vland bench router`.
 type RouterResult struct {
-	Date         string                  `json:"date"`
-	NumCPU       int                     `json:"num_cpu"`
-	Kernel       string                  `json:"kernel"`
-	GoVersion    string                  `json:"go_version"`
+	Machine
 	LoadAvg      float64                 `json:"loadavg_1m"`
 	Prefix       string                  `json:"prefix"`
 	Cold         *RouterColdResult       `json:"cold,omitempty"`
@@ -179,19 +172,10 @@ const (
 )
 
 type routerBench struct {
+	progressLog
 	opts   RouterOptions
 	log    *slog.Logger
 	prefix string
-	progMu sync.Mutex
-}
-
-func (b *routerBench) progress(format string, args ...any) {
-	if b.opts.Progress == nil {
-		return
-	}
-	b.progMu.Lock()
-	defer b.progMu.Unlock()
-	fmt.Fprintf(b.opts.Progress, "bench router: "+format+"\n", args...)
 }
 
 // routerPrefix matches the namespaces of a benchmark run.
@@ -210,22 +194,18 @@ func RunRouter(ctx context.Context, opts RouterOptions) (res *RouterResult, err 
 	defer cancel()
 	var rnd [2]byte
 	_, _ = rand.Read(rnd[:])
-	b := &routerBench{opts: opts, prefix: fmt.Sprintf("brt%d-%s-", os.Getpid(), hex.EncodeToString(rnd[:])),
-		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if opts.Progress != nil {
-		level := slog.LevelWarn
-		if opts.LogChanges {
-			level = slog.LevelInfo
-		}
-		b.log = slog.New(slog.NewTextHandler(opts.Progress, &slog.HandlerOptions{Level: level}))
+	level := slog.LevelWarn
+	if opts.LogChanges {
+		level = slog.LevelInfo
 	}
-	b.sweep()
-	res = &RouterResult{Date: time.Now().UTC().Format(time.RFC3339), NumCPU: runtime.NumCPU(), Kernel: kernelRelease(),
-		GoVersion: runtime.Version(), LoadAvg: loadAvg(), Prefix: b.prefix}
+	b := &routerBench{progressLog: progressLog{w: opts.Progress, label: "bench router"}, opts: opts,
+		prefix: fmt.Sprintf("brt%d-%s-", os.Getpid(), hex.EncodeToString(rnd[:])), log: benchLogger(opts.Progress, level)}
+	sweepNamespaces("brt", routerPrefix, b.progress)
+	res = &RouterResult{Machine: thisMachine(time.Now()), LoadAvg: loadAvg(), Prefix: b.prefix}
 	started := time.Now()
 	defer func() {
 		res.TotalSeconds = time.Since(started).Seconds()
-		if cerr := b.removeAll(); cerr != nil {
+		if cerr := deleteNamespaces(b.prefix); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 	}()
@@ -261,41 +241,7 @@ func RunRouter(ctx context.Context, opts RouterOptions) (res *RouterResult, err 
 			fail(RouterPhaseThroughput, err)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	if len(res.Errors) > 0 {
-		return res, errors.New(strings.Join(res.Errors, "; "))
-	}
-	return res, nil
-}
-
-// sweep removes the namespaces of earlier benchmark processes that are gone.
-func (b *routerBench) sweep() {
-	names, _ := namedns.WithPrefix("brt")
-	for _, n := range names {
-		m := routerPrefix.FindStringSubmatch(n)
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		b.progress("removing namespace %s left by an earlier run", n)
-		_ = namedns.Delete(n)
-	}
-}
-
-// removeAll deletes every namespace of this run.
-func (b *routerBench) removeAll() error {
-	names, err := namedns.WithPrefix(b.prefix)
-	var errs []error
-	errs = append(errs, err)
-	for _, n := range names {
-		errs = append(errs, namedns.Delete(n))
-	}
-	return errors.Join(errs...)
+	return res, runError(ctx, res.Errors)
 }
 
 // routerEnv is the host namespace, the probe router's networks and nodes,
@@ -725,54 +671,6 @@ func (b *routerBench) throughput(ctx context.Context, e *routerEnv) (*RouterThro
 	b.progress("throughput: snat %.2f, floating IP %.2f, veth %.2f Gbit/s: ratios %.2f and %.2f",
 		res.Paths[0].MedianGbps, res.Paths[1].MedianGbps, res.Paths[2].MedianGbps, res.SNATRatio, res.FloatingIPRatio)
 	return res, nil
-}
-
-// runIperfVia runs an iperf3 server bound to bind in serverNS (one client,
-// then exit) and a client in clientNS connecting to dst, which NAT may
-// turn into bind.
-func runIperfVia(ctx context.Context, iperf, clientNS, serverNS string, bind, dst netip.Addr, seconds int) (iperfOut, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second+60*time.Second)
-	defer cancel()
-	const port = "5201"
-	var srvOut bytes.Buffer
-	srv := exec.CommandContext(ctx, iperf, "-s", "-1", "-p", port, "-B", bind.String())
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := namedns.Do(serverNS, srv.Start); err != nil {
-		return iperfOut{}, fmt.Errorf("start iperf3 server: %w", err)
-	}
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Wait() }()
-	defer func() {
-		select {
-		case <-srvDone:
-		case <-time.After(5 * time.Second):
-			_ = srv.Process.Kill()
-			<-srvDone
-		}
-	}()
-	for attempt := 0; ; attempt++ {
-		var out bytes.Buffer
-		cl := exec.CommandContext(ctx, iperf, "-c", dst.String(), "-p", port, "-t", strconv.Itoa(seconds), "-J", "--connect-timeout", "2000")
-		cl.Stdout = &out
-		busy0, t0 := machineCPU(), time.Now()
-		if err := namedns.Do(clientNS, cl.Start); err != nil {
-			return iperfOut{}, fmt.Errorf("start iperf3 client: %w", err)
-		}
-		werr := cl.Wait()
-		res, err := parseIperf(out.Bytes())
-		if err == nil {
-			res.machineBusy = (machineCPU() - busy0) / time.Since(t0).Seconds()
-			return res, nil
-		}
-		if ctx.Err() != nil {
-			return iperfOut{}, ctx.Err()
-		}
-		if attempt < 50 && strings.Contains(err.Error(), "unable to connect") {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		return iperfOut{}, fmt.Errorf("%w (exit: %v; server: %s)", err, werr, strings.TrimSpace(srvOut.String()))
-	}
 }
 
 // WriteJSON writes the result machine-readably.

@@ -34,11 +34,9 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -91,13 +89,10 @@ func (o *SecgroupOptions) validate() error {
 
 // SecgroupResult is the outcome of `vland bench secgroup`.
 type SecgroupResult struct {
-	Date      string  `json:"date"`
-	NumCPU    int     `json:"num_cpu"`
-	Kernel    string  `json:"kernel"`
-	GoVersion string  `json:"go_version"`
-	LoadAvg   float64 `json:"loadavg_1m"`
-	Ports     int     `json:"ports"`
-	Groups    int     `json:"groups"`
+	Machine
+	LoadAvg float64 `json:"loadavg_1m"`
+	Ports   int     `json:"ports"`
+	Groups  int     `json:"groups"`
 	// SGRules counts the security-group rules of Desired; Rules and
 	// Elements what the kernel's tables hold (with the per-port chains).
 	SGRules  int `json:"sg_rules"`
@@ -146,18 +141,13 @@ const (
 )
 
 type sgBench struct {
+	progressLog
 	opts   SecgroupOptions
 	prefix string
 	host   string
 	vms    [2]string
 	d      secgroup.Desired
 	vmIPs  [2]netip.Addr
-}
-
-func (b *sgBench) progress(format string, args ...any) {
-	if b.opts.Progress != nil {
-		fmt.Fprintf(b.opts.Progress, "bench secgroup: "+format+"\n", args...)
-	}
 }
 
 var sgNamespace = regexp.MustCompile(`^vsgb([0-9]+)-`)
@@ -173,14 +163,13 @@ func RunSecgroup(ctx context.Context, opts SecgroupOptions) (res *SecgroupResult
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	b := &sgBench{opts: opts, prefix: fmt.Sprintf("vsgb%d-", os.Getpid())}
-	b.sweep()
-	res = &SecgroupResult{Date: time.Now().UTC().Format(time.RFC3339), NumCPU: runtime.NumCPU(), Kernel: kernelRelease(),
-		GoVersion: runtime.Version(), LoadAvg: loadAvg(), Ports: opts.Ports, Groups: opts.Groups}
+	b := &sgBench{progressLog: progressLog{w: opts.Progress, label: "bench secgroup"}, opts: opts, prefix: fmt.Sprintf("vsgb%d-", os.Getpid())}
+	sweepNamespaces("vsgb", sgNamespace, b.progress)
+	res = &SecgroupResult{Machine: thisMachine(time.Now()), LoadAvg: loadAvg(), Ports: opts.Ports, Groups: opts.Groups}
 	started := time.Now()
 	defer func() {
 		res.TotalSeconds = time.Since(started).Seconds()
-		if rerr := b.remove(); rerr != nil {
+		if rerr := deleteNamespaces(b.prefix); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}()
@@ -217,40 +206,7 @@ func RunSecgroup(ctx context.Context, opts SecgroupOptions) (res *SecgroupResult
 			fail("throughput", err)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	if len(res.Errors) > 0 {
-		return res, errors.New(strings.Join(res.Errors, "; "))
-	}
-	return res, nil
-}
-
-// sweep removes the namespaces of earlier runs whose process is gone.
-func (b *sgBench) sweep() {
-	names, _ := namedns.WithPrefix("vsgb")
-	for _, n := range names {
-		m := sgNamespace.FindStringSubmatch(n)
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		b.progress("removing namespace %s left by an earlier run", n)
-		_ = namedns.Delete(n)
-	}
-}
-
-// remove deletes every namespace of this run (with the tables in them).
-func (b *sgBench) remove() error {
-	names, err := namedns.WithPrefix(b.prefix)
-	var errs []error
-	for _, n := range names {
-		errs = append(errs, namedns.Delete(n))
-	}
-	return errors.Join(append(errs, err)...)
+	return res, runError(ctx, res.Errors)
 }
 
 const (

@@ -130,6 +130,62 @@ func Handle(name string) (*netlink.Handle, error) {
 	return h, nil
 }
 
+// Open opens a network namespace: "" is the caller's own, a name without '/'
+// one made by `ip netns add` (/run/netns/<name>), anything else a path such
+// as /proc/<pid>/ns/net.
+func Open(ns string) (netns.NsHandle, error) {
+	var (
+		h   netns.NsHandle
+		err error
+	)
+	switch {
+	case ns == "":
+		h, err = netns.Get()
+	case strings.Contains(ns, "/"):
+		h, err = netns.GetFromPath(ns)
+	default:
+		h, err = netns.GetFromName(ns)
+	}
+	if err != nil {
+		return netns.None(), fmt.Errorf("open network namespace %q: %w", ns, err)
+	}
+	return h, nil
+}
+
+// OpenBound opens the named namespace; ok is false when there is none: no
+// file, or a file without a network namespace mounted on it (what a lost
+// mount or a crash between creating the file and binding leaves), which is
+// removed so that the name can be bound again.
+func OpenBound(name string) (h netns.NsHandle, ok bool, err error) {
+	path := Path(name)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return netns.None(), false, nil
+	}
+	if err != nil {
+		return netns.None(), false, fmt.Errorf("open namespace %s: %w", name, err)
+	}
+	if isNetNS(fd) {
+		return netns.NsHandle(fd), true, nil
+	}
+	unix.Close(fd)
+	_ = unix.Unmount(path, unix.MNT_DETACH) // whatever else is mounted there
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return netns.None(), false, fmt.Errorf("remove stale namespace file %s: %w", path, err)
+	}
+	return netns.None(), false, nil
+}
+
+// isNetNS reports whether fd refers to a network namespace.
+func isNetNS(fd int) bool {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil || st.Type != unix.NSFS_MAGIC {
+		return false
+	}
+	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	return err == nil && t == unix.CLONE_NEWNET
+}
+
 // Do runs fn on a locked thread switched into the named namespace (a name
 // from `ip netns add`, or a path such as /proc/<pid>/ns/net; "" runs fn where
 // the caller is). What fn creates there (sockets, child processes) stays in
@@ -138,20 +194,25 @@ func Do(name string, fn func() error) error {
 	if name == "" {
 		return fn()
 	}
-	var target netns.NsHandle
-	var err error
-	if strings.Contains(name, "/") {
-		target, err = netns.GetFromPath(name)
-	} else {
-		target, err = netns.GetFromName(name)
-	}
+	target, err := Open(name)
 	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", name, err)
+		return err
 	}
 	defer target.Close()
+	return doIn(target, name, fn)
+}
+
+// DoIn is Do for a namespace already open as h (which stays open).
+func DoIn(h netns.NsHandle, fn func() error) error { return doIn(h, "", fn) }
+
+// doIn runs fn on a locked thread switched into h; name only labels errors.
+func doIn(h netns.NsHandle, name string, fn func() error) error {
 	return onThread(func() error {
-		if err := netns.Set(target); err != nil {
-			return fmt.Errorf("enter namespace %s: %w", name, err)
+		if err := netns.Set(h); err != nil {
+			if name == "" {
+				return fmt.Errorf("enter network namespace: %w", err)
+			}
+			return fmt.Errorf("enter network namespace %q: %w", name, err)
 		}
 		return fn()
 	})

@@ -14,6 +14,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/namedns"
 )
 
 // Well-known DHCPv4 ports.
@@ -113,7 +115,7 @@ func (s *Server) Start(ns, ifname string) error {
 		return errors.New("dhcp server already started")
 	}
 	var conn *net.UDPConn
-	err := inNamespace(ns, func() error {
+	err := namedns.Do(ns, func() error {
 		var err error
 		conn, err = listen(ifname)
 		return err

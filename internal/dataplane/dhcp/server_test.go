@@ -15,6 +15,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+
+	"github.com/vland/vland/internal/namedns"
 )
 
 // udhcpcScript records the variables busybox udhcpc hands its script, one
@@ -253,7 +255,7 @@ func TestDhclientGetsReservation(t *testing.T) {
 func goClient(tb testing.TB, ns string, opts ...nclient4.ClientOpt) *nclient4.Client {
 	tb.Helper()
 	var c *nclient4.Client
-	err := inNamespace(ns, func() error {
+	err := namedns.Do(ns, func() error {
 		var err error
 		c, err = nclient4.New("eth0", append([]nclient4.ClientOpt{nclient4.WithTimeout(2 * time.Second), nclient4.WithRetry(2)}, opts...)...)
 		return err
@@ -311,7 +313,7 @@ func TestMalformedPacketsDropped(t *testing.T) {
 		append([]byte{2}, good[1:]...),                      // a BOOTREPLY
 		[]byte(strings.Repeat("\xff", 1400)),
 	}
-	err := inNamespace(attacker.name, func() error {
+	err := namedns.Do(attacker.name, func() error {
 		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 20, 0, 66), Port: 6800})
 		if err != nil {
 			return err
@@ -446,7 +448,7 @@ func buildNetworks(tb testing.TB, count, hosts int) []network {
 		out[i] = n
 	}
 	settle(tb, lg)
-	err := inNamespace(lg.name, func() error {
+	err := namedns.Do(lg.name, func() error {
 		for i := range out {
 			for _, m := range macs[i] {
 				c, err := nclient4.New(fmt.Sprintf("lg%d", i), nclient4.WithHWAddr(m),

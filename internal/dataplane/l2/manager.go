@@ -12,6 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/namedns"
 )
 
 // Options tune a Manager.
@@ -33,7 +35,7 @@ type Manager struct {
 // bare name one made by `ip netns add`, anything with a '/' a path such as
 // /proc/<pid>/ns/net. The namespace is held open until Close.
 func New(ns string, opts Options) (*Manager, error) {
-	h, err := openNS(ns)
+	h, err := namedns.Open(ns)
 	if err != nil {
 		return nil, err
 	}

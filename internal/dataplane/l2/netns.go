@@ -4,35 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// openNS opens a network namespace: "" is the caller's own, a name without
-// '/' is one made by `ip netns add` (/run/netns/<name>), anything else a path
-// such as /proc/<pid>/ns/net.
-func openNS(ns string) (netns.NsHandle, error) {
-	var (
-		h   netns.NsHandle
-		err error
-	)
-	switch {
-	case ns == "":
-		h, err = netns.Get()
-	case strings.Contains(ns, "/"):
-		h, err = netns.GetFromPath(ns)
-	default:
-		h, err = netns.GetFromName(ns)
-	}
-	if err != nil {
-		return netns.None(), fmt.Errorf("open network namespace %q: %w", ns, err)
-	}
-	return h, nil
-}
 
 // vlanProbe caches the one probe of 802.1Q support a process makes.
 var vlanProbe = sync.OnceValues(probeVLAN)

@@ -12,6 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/namedns"
 )
 
 // LinkEvent is a link appearing, changing or disappearing in a watched
@@ -45,7 +47,7 @@ func WatchLinks(ctx context.Context, ns string) (<-chan LinkEvent, error) {
 // watchLinks is WatchLinks with a channel through which tests break the
 // subscription.
 func watchLinks(ctx context.Context, ns string, kick chan struct{}) (<-chan LinkEvent, error) {
-	h, err := openNS(ns)
+	h, err := namedns.Open(ns)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/vland/vland/internal/dataplane/dhcp"
 	"github.com/vland/vland/internal/dataplane/dhcp6"
 	"github.com/vland/vland/internal/dataplane/ra"
+	"github.com/vland/vland/internal/namedns"
 )
 
 // Options tune a Manager.
@@ -66,7 +67,7 @@ func New(hostNS string, o Options) (*Manager, error) {
 	if strings.ContainsAny(o.Prefix, "/\x00") {
 		return nil, fmt.Errorf("namespace prefix %q cannot start a file name", o.Prefix)
 	}
-	h, err := openHostNS(hostNS)
+	h, err := namedns.Open(hostNS)
 	if err != nil {
 		return nil, err
 	}
@@ -80,27 +81,6 @@ func New(hostNS string, o Options) (*Manager, error) {
 		log = slog.Default()
 	}
 	return &Manager{prefix: o.Prefix, hostNS: h, h: nh, log: log, servers: map[string]*instance{}}, nil
-}
-
-// openHostNS opens a namespace: "" is the caller's own, a name without '/'
-// one made by `ip netns add`, anything else a path.
-func openHostNS(ns string) (netns.NsHandle, error) {
-	var (
-		h   netns.NsHandle
-		err error
-	)
-	switch {
-	case ns == "":
-		h, err = netns.Get()
-	case strings.Contains(ns, "/"):
-		h, err = netns.GetFromPath(ns)
-	default:
-		h, err = netns.GetFromName(ns)
-	}
-	if err != nil {
-		return netns.None(), fmt.Errorf("open network namespace %q: %w", ns, err)
-	}
-	return h, nil
 }
 
 // Close stops every server and releases the Manager's handles. Namespaces
@@ -258,7 +238,7 @@ func (r *run) ensure(s Service) Status {
 		st.Err = err
 		return st
 	}
-	nsh, ok, err := openNamespace(name)
+	nsh, ok, err := namedns.OpenBound(name)
 	if err != nil {
 		st.Err = err
 		return st
@@ -607,7 +587,7 @@ func (r *run) cleanup(want map[string]Service) error {
 // ends, the taps, go with them at once, even should something else still
 // hold the namespace), then the binding.
 func (r *run) deleteNamespace(name string) error {
-	h, ok, err := openNamespace(name)
+	h, ok, err := namedns.OpenBound(name)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/vland/vland/internal/dataplane/dhcp"
+	"github.com/vland/vland/internal/namedns"
 	"github.com/vland/vland/internal/namedns/nstest"
 )
 
@@ -124,7 +125,7 @@ func TestReconcileBuildsServesAndRemoves(t *testing.T) {
 	if _, err := os.Stat(NamespacePath(stale)); !os.IsNotExist(err) {
 		t.Errorf("stale namespace file %s not removed: %v", stale, err)
 	}
-	if _, ok, _ := openNamespace(foreign); !ok {
+	if _, ok, _ := namedns.OpenBound(foreign); !ok {
 		t.Errorf("namespace %s of another prefix was removed", foreign)
 	}
 	qh := handleIn(t, nsName)
@@ -256,13 +257,13 @@ func TestReconcileBuildsServesAndRemoves(t *testing.T) {
 	if len(res.Services) != 0 || len(m2.Stats()) != 0 {
 		t.Errorf("after removal: services %v, servers %v", res.Services, m2.Stats())
 	}
-	if _, ok, _ := openNamespace(nsName); ok {
+	if _, ok, _ := namedns.OpenBound(nsName); ok {
 		t.Errorf("namespace %s remains", nsName)
 	}
 	if host.has(st2.Tap) {
 		t.Errorf("tap %s remains", st2.Tap)
 	}
-	if _, ok, _ := openNamespace(foreign); !ok {
+	if _, ok, _ := namedns.OpenBound(foreign); !ok {
 		t.Errorf("namespace %s of another prefix was removed", foreign)
 	}
 }

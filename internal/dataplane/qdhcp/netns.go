@@ -1,53 +1,18 @@
 package qdhcp
 
 import (
-	"errors"
 	"fmt"
-	"github.com/vland/vland/internal/namedns"
-	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/namedns"
 )
 
 // NamespacePath is the file a named namespace is bound on.
 func NamespacePath(name string) string { return namedns.Path(name) }
-
-// openNamespace opens the named namespace. ok is false when there is none:
-// no file, or a file without a network namespace mounted on it (what a lost
-// mount or a crash between creating the file and binding leaves); such a
-// file is removed so that the name can be bound again.
-func openNamespace(name string) (h netns.NsHandle, ok bool, err error) {
-	path := NamespacePath(name)
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return netns.None(), false, nil
-	}
-	if err != nil {
-		return netns.None(), false, fmt.Errorf("open namespace %s: %w", name, err)
-	}
-	if isNetNS(fd) {
-		return netns.NsHandle(fd), true, nil
-	}
-	unix.Close(fd)
-	_ = unix.Unmount(path, unix.MNT_DETACH) // whatever else is mounted there
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return netns.None(), false, fmt.Errorf("remove stale namespace file %s: %w", path, err)
-	}
-	return netns.None(), false, nil
-}
-
-// isNetNS reports whether fd refers to a network namespace.
-func isNetNS(fd int) bool {
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(fd, &st); err != nil || st.Type != unix.NSFS_MAGIC {
-		return false
-	}
-	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
-	return err == nil && t == unix.CLONE_NEWNET
-}
 
 // nsIdentity is the inode of a namespace: equal for two handles exactly
 // when they refer to the same namespace.
@@ -72,7 +37,7 @@ func createNamespace(name string) (netns.NsHandle, error) {
 		_ = namedns.Delete(name)
 		return netns.None(), err
 	}
-	h, ok, err := openNamespace(name)
+	h, ok, err := namedns.OpenBound(name)
 	if err == nil && !ok {
 		err = fmt.Errorf("namespace %s vanished after its creation", name)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/namedns"
 )
 
 // Gratuitous ARP: when a floating IP (or a gateway address) appears on a
@@ -65,7 +67,7 @@ func newAnnouncer(h netns.NsHandle, ifindex int, mac net.HardwareAddr, addrs []n
 	if len(a.frames) == 0 {
 		return nil, nil
 	}
-	err := inNamespace(h, func() error {
+	err := namedns.DoIn(h, func() error {
 		// Protocol 0: the socket sends only and queues nothing received.
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 		if err != nil {

@@ -72,7 +72,7 @@ func NewManager(o Options) (*Manager, error) {
 	if strings.ContainsAny(o.NamespacePrefix, "/\x00") {
 		return nil, fmt.Errorf("namespace prefix %q cannot start a file name", o.NamespacePrefix)
 	}
-	h, err := openHostNS(o.HostNS)
+	h, err := namedns.Open(o.HostNS)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +325,7 @@ type routerNS struct {
 // openRouterNS opens the named namespace, creating it when create is set;
 // it returns nil (and no error) for a missing namespace otherwise.
 func openRouterNS(name string, create bool) (*routerNS, error) {
-	nsh, ok, err := openNamespace(name)
+	nsh, ok, err := namedns.OpenBound(name)
 	if err != nil {
 		return nil, err
 	}

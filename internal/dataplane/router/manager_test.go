@@ -219,7 +219,7 @@ func TestRouterDataPlane(t *testing.T) {
 		// a sysctl reset by hand: the next reconcile puts each back.
 		r.FloatingIPs = []FloatingIP{{FloatingIP: ip("203.0.113.21"), FixedIP: ip("10.0.1.12")}}
 		reconcile(t, tb.m, r)
-		nsh, ok, err := openNamespace(nsName)
+		nsh, ok, err := namedns.OpenBound(nsName)
 		if err != nil || !ok {
 			t.Fatalf("open %s: %v", nsName, err)
 		}

@@ -7,11 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/vland/vland/internal/namedns"
 )
@@ -19,103 +17,17 @@ import (
 // NamespacePath is the file a named namespace is bound on.
 func NamespacePath(name string) string { return namedns.Path(name) }
 
-// openHostNS opens a namespace: "" is the caller's own, a name without '/'
-// one made by `ip netns add`, anything else a path.
-func openHostNS(ns string) (netns.NsHandle, error) {
-	var (
-		h   netns.NsHandle
-		err error
-	)
-	switch {
-	case ns == "":
-		h, err = netns.Get()
-	case strings.Contains(ns, "/"):
-		h, err = netns.GetFromPath(ns)
-	default:
-		h, err = netns.GetFromName(ns)
-	}
-	if err != nil {
-		return netns.None(), fmt.Errorf("open network namespace %q: %w", ns, err)
-	}
-	return h, nil
-}
-
-// openNamespace opens the named namespace. ok is false when there is none:
-// no file, or a file without a network namespace mounted on it (what a lost
-// mount or a crash between creating the file and binding leaves); such a
-// file is removed so that the name can be bound again.
-func openNamespace(name string) (h netns.NsHandle, ok bool, err error) {
-	path := NamespacePath(name)
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return netns.None(), false, nil
-	}
-	if err != nil {
-		return netns.None(), false, fmt.Errorf("open namespace %s: %w", name, err)
-	}
-	if isNetNS(fd) {
-		return netns.NsHandle(fd), true, nil
-	}
-	unix.Close(fd)
-	_ = unix.Unmount(path, unix.MNT_DETACH) // whatever else is mounted there
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return netns.None(), false, fmt.Errorf("remove stale namespace file %s: %w", path, err)
-	}
-	return netns.None(), false, nil
-}
-
-// isNetNS reports whether fd refers to a network namespace.
-func isNetNS(fd int) bool {
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(fd, &st); err != nil || st.Type != unix.NSFS_MAGIC {
-		return false
-	}
-	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
-	return err == nil && t == unix.CLONE_NEWNET
-}
-
 // createNamespace creates network namespace name bound at /run/netns/<name>,
 // like `ip netns add`, and returns a handle to it.
 func createNamespace(name string) (netns.NsHandle, error) {
 	if err := namedns.Create(name); err != nil {
 		return netns.None(), err
 	}
-	h, ok, err := openNamespace(name)
+	h, ok, err := namedns.OpenBound(name)
 	if err == nil && !ok {
 		err = fmt.Errorf("namespace %s vanished after its creation", name)
 	}
 	return h, err
-}
-
-// inNamespace runs fn on a locked OS thread switched into the namespace h
-// and waits for it; sockets fn opens stay in that namespace. Should the
-// thread fail to switch back, it is never unlocked, so that the runtime
-// retires it rather than reuse it in the wrong namespace.
-func inNamespace(h netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return from network namespace: %w", err))
-			return // the thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // sysctl is a /proc/sys/net setting a router namespace needs.
@@ -154,7 +66,7 @@ func deviceSysctls(dev string) []sysctl {
 // returns what it changed. /proc/sys/net shows the namespace of the thread
 // that opens it, hence the thread switched into h.
 func ensureSysctls(h netns.NsHandle, list []sysctl) (changed []string, missing []sysctl, err error) {
-	err = inNamespace(h, func() error {
+	err = namedns.DoIn(h, func() error {
 		var errs []error
 		for _, s := range list {
 			path := filepath.Join("/proc/sys/net", s.key)

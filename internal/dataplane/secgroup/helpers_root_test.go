@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vland/vland/internal/namedns"
 	"github.com/vland/vland/internal/namedns/nstest"
 )
 
@@ -176,7 +177,7 @@ func settle(t *testing.T, nss ...*nstest.NS) {
 func (v *vm) listen(t *testing.T, port int) {
 	t.Helper()
 	var l net.Listener
-	err := inNamespace(v.Name, func() (err error) {
+	err := namedns.Do(v.Name, func() (err error) {
 		l, err = net.Listen("tcp", net.JoinHostPort("::", strconv.Itoa(port)))
 		return err
 	})
@@ -210,7 +211,7 @@ func (v *vm) listen(t *testing.T, port int) {
 // dial connects from v (from src, when valid) to dst:port within timeout.
 func (v *vm) dial(src, dst netip.Addr, port int, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
-	err := inNamespace(v.Name, func() (err error) {
+	err := namedns.Do(v.Name, func() (err error) {
 		d := net.Dialer{Timeout: timeout}
 		if src.IsValid() {
 			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
@@ -276,7 +277,7 @@ func echo(c net.Conn, wait time.Duration) error {
 func (v *vm) udpListen(t *testing.T, addr string, port int) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	err := inNamespace(v.Name, func() error {
+	err := namedns.Do(v.Name, func() error {
 		lc := net.ListenConfig{Control: func(_, _ string, rc syscallRawConn) error { return setBroadcast(rc) }}
 		pc, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort(addr, strconv.Itoa(port)))
 		if err != nil {

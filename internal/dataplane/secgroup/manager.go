@@ -12,6 +12,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/vland/vland/internal/namedns"
 )
 
 // Manager converges vland's firewall tables in one network namespace. Its
@@ -36,7 +38,7 @@ type Manager struct {
 // NewManager returns a Manager for the namespace opts.NetNS. It changes
 // nothing until the first Reconcile.
 func NewManager(opts Options) (*Manager, error) {
-	h, err := openNS(opts.NetNS)
+	h, err := namedns.Open(opts.NetNS)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +258,7 @@ func assignIndices(prev map[string]uint16, ports []Port) map[string]uint16 {
 // there are no error. For tests and dev cluster teardown: an agent never
 // calls it, so that its ports stay filtered while it is away.
 func Cleanup(ns string) error {
-	h, err := openNS(ns)
+	h, err := namedns.Open(ns)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil

@@ -6,72 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
-	"github.com/vishvananda/netns"
+	"github.com/vland/vland/internal/namedns"
 )
-
-// openNS opens a network namespace: "" is the caller's own, a name without
-// '/' is one made by `ip netns add` (/run/netns/<name>), anything else a path
-// such as /proc/<pid>/ns/net.
-func openNS(ns string) (netns.NsHandle, error) {
-	var (
-		h   netns.NsHandle
-		err error
-	)
-	switch {
-	case ns == "":
-		h, err = netns.Get()
-	case strings.Contains(ns, "/"):
-		h, err = netns.GetFromPath(ns)
-	default:
-		h, err = netns.GetFromName(ns)
-	}
-	if err != nil {
-		return netns.None(), fmt.Errorf("open network namespace %q: %w", ns, err)
-	}
-	return h, nil
-}
-
-// inNamespace runs fn on an OS thread switched into network namespace ns and
-// waits for it; "" runs fn where the caller is. The thread is locked for the
-// duration; should it fail to switch back, it is never unlocked, so the Go
-// runtime retires it instead of reusing it in the wrong namespace.
-func inNamespace(ns string, fn func() error) error {
-	if ns == "" {
-		return fn()
-	}
-	target, err := openNS(ns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace %q: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return from network namespace %q: %w", ns, err))
-			return // the thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
 
 // bridgeSysctls are the br_netfilter switches the firewall needs: bridged
 // IPv4 and IPv6 packets pass the inet hooks, where conntrack and the
@@ -90,7 +28,7 @@ var bridgeSysctls = []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6table
 func EnableBridgeNetfilter(ns string) error {
 	const dir = "/proc/sys/net/bridge"
 	present := func() (ok bool) {
-		_ = inNamespace(ns, func() error {
+		_ = namedns.Do(ns, func() error {
 			_, err := os.Stat(dir)
 			ok = err == nil
 			return nil
@@ -106,7 +44,7 @@ func EnableBridgeNetfilter(ns string) error {
 			return errors.New("br_netfilter loaded but " + dir + " is still missing")
 		}
 	}
-	return inNamespace(ns, func() error {
+	return namedns.Do(ns, func() error {
 		for _, k := range bridgeSysctls {
 			if err := os.WriteFile(filepath.Join(dir, k), []byte("1"), 0o644); err != nil {
 				return fmt.Errorf("enable %s: %w", k, err)
@@ -120,7 +58,7 @@ func EnableBridgeNetfilter(ns string) error {
 // namespace ns traverses the inet hooks.
 func BridgeNetfilterEnabled(ns string) (bool, error) {
 	on := true
-	err := inNamespace(ns, func() error {
+	err := namedns.Do(ns, func() error {
 		for _, k := range bridgeSysctls {
 			b, err := os.ReadFile(filepath.Join("/proc/sys/net/bridge", k))
 			if err != nil {
