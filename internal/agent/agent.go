@@ -74,6 +74,7 @@ type Agent struct {
 	l3     *router.Manager   // nil: the host has no network role
 	fw     *secgroup.Manager // nil: the firewall could not be set up (logged)
 	meta   *metadataService  // nil: not a network host, or metadata off
+	ras    advertisers       // router interfaces' RAs
 	zones  zoneMap
 	start  time.Time
 	dhcp   dhcpConfig
@@ -151,7 +152,7 @@ func New(cfg Config) (*Agent, error) {
 		start: time.Now().UTC(), networks: map[string]agentapi.Network{}, subnets: map[string]agentapi.Subnet{}, ports: map[string]agentapi.Port{},
 		routers: map[string]agentapi.Router{}, groups: map[string]agentapi.SecurityGroup{}, agroups: map[string]agentapi.AddressGroup{},
 		inst: map[string]agentapi.Instance{}, meta: meta,
-		kick: make(chan struct{}, 1), reported: map[string]string{},
+		kick: make(chan struct{}, 1), reported: map[string]string{}, ras: advertisers{log: log},
 	}, nil
 }
 
@@ -163,6 +164,7 @@ func (a *Agent) Close() error {
 	if a.meta != nil {
 		errs = append(errs, a.meta.close())
 	}
+	errs = append(errs, a.ras.stop())
 	if a.l3 != nil {
 		errs = append(errs, a.l3.Close())
 	}
@@ -381,6 +383,8 @@ type desired struct {
 	// every local router port to its router's.
 	routers     router.Desired
 	routerPorts map[string]string
+	// ras are the router interfaces that send RAs.
+	ras []raWant
 	// meta is the metadata index and listeners of this pass (nil: off).
 	meta      *metaIndex
 	metaWants []metaWant
@@ -409,6 +413,9 @@ func (a *Agent) desired() desired {
 		metaPort = MetadataPort
 	}
 	out.routers = routerDesired(a.routers, a.networks, a.subnets, a.ports, metaPort)
+	if a.l3 != nil {
+		out.ras = routerAdvertisements(a.cfg.NamespacePrefix, a.routers, a.networks, a.subnets, a.ports)
+	}
 	if a.meta != nil {
 		routers := a.routers
 		if !a.cfg.RouterMetadata {
@@ -527,6 +534,12 @@ func (a *Agent) reconcile(ctx context.Context) {
 			a.log.Error("router reconcile failed", "err", err)
 		} else if err := rres.Err(); err != nil {
 			a.log.Warn("router reconcile incomplete; retrying soon", "err", err)
+			time.AfterFunc(2*time.Second, a.trigger)
+		}
+	}
+	if a.l3 != nil {
+		if err := a.ras.sync(want.ras); err != nil {
+			a.log.Warn("router advertisements incomplete; retrying soon", "err", err)
 			time.AfterFunc(2*time.Second, a.trigger)
 		}
 	}

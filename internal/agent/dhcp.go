@@ -120,7 +120,7 @@ func dhcpService(n agentapi.Network, d agentapi.Port, subnets map[string]agentap
 	}
 	s.Table = dhcp.NewTable(servers, rs...)
 	s.Table6 = dhcpV6Table(n, d, subnets, netPorts, cfg)
-	s.RA = advertisement(n, subnets, cfg)
+	s.RA = advertisement(n, subnets, routedSubnets(netPorts), cfg)
 	return s
 }
 
@@ -213,11 +213,43 @@ func nameservers6(sn agentapi.Subnet, server netip.Addr) []netip.Addr {
 // one RA with the flags of every such subnet, its prefix on-link and, for
 // slaac and dhcpv6-stateless, autonomous; the network MTU; router lifetime
 // zero, since the DHCP port routes nowhere. nil when no subnet wants RAs.
-func advertisement(n agentapi.Network, subnets map[string]agentapi.Subnet, cfg dhcpConfig) *ra.Config {
-	var c ra.Config
+func advertisement(n agentapi.Network, subnets map[string]agentapi.Subnet, routed map[string]bool, cfg dhcpConfig) *ra.Config {
+	var list []agentapi.Subnet
 	for _, id := range slices.Sorted(maps.Keys(subnets)) {
-		sn := subnets[id]
-		if sn.NetworkID != n.ID || sn.IPVersion != 6 || sn.IPv6RAMode == "" || !sn.CIDR.Addr().Is6() {
+		if sn := subnets[id]; sn.NetworkID == n.ID && !routed[id] {
+			list = append(list, sn)
+		}
+	}
+	c := raConfig(list, 0)
+	if c == nil {
+		return nil
+	}
+	c.MTU, c.Interval = n.MTU, cfg.RAInterval
+	return c
+}
+
+// routedSubnets are the subnets a router has an interface on, among a
+// network's ports: their RAs come from the router, as Neutron's radvd.
+func routedSubnets(netPorts []agentapi.Port) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range netPorts {
+		if p.DeviceOwner == OwnerRouterInterface || p.DeviceOwner == OwnerRouterInterfaceDistributed {
+			for _, f := range p.FixedIPs {
+				out[f.SubnetID] = true
+			}
+		}
+	}
+	return out
+}
+
+// raConfig is the RA for a set of subnets: the flags of every IPv6 subnet
+// with an ipv6_ra_mode, its prefix on-link and, for slaac and
+// dhcpv6-stateless, autonomous, RDNSS from dns_nameservers; nil when none
+// wants RAs. lifetime is the router lifetime (zero: not a router).
+func raConfig(list []agentapi.Subnet, lifetime time.Duration) *ra.Config {
+	c := ra.Config{RouterLifetime: lifetime}
+	for _, sn := range list {
+		if sn.IPVersion != 6 || sn.IPv6RAMode == "" || !sn.CIDR.Addr().Is6() {
 			continue
 		}
 		switch sn.IPv6RAMode {
@@ -239,7 +271,6 @@ func advertisement(n agentapi.Network, subnets map[string]agentapi.Subnet, cfg d
 	if len(c.Prefixes) == 0 {
 		return nil
 	}
-	c.MTU, c.Interval = n.MTU, cfg.RAInterval
 	return &c
 }
 

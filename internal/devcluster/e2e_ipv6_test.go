@@ -134,3 +134,38 @@ func TestE2EIPv6SLAACAndDHCPv6(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+// TestE2EIPv6RouterAdvertisements: once a router has an interface on a
+// slaac subnet, the router namespace announces it (with a router
+// lifetime): a VM makes its EUI-64 address and takes the router as its
+// IPv6 default gateway, and reaches the router's address on the subnet.
+func TestE2EIPv6RouterAdvertisements(t *testing.T) {
+	t.Parallel()
+	c := upCluster(t, "ipv6r", Options{Hosts: 1, NetworkHosts: 1})
+	ctx := testContext(t)
+	cloud := c.Name() + "-demo"
+	netID, _ := newNetwork(t, c, cloud, "v6r", "10.63.0.0/24")
+	sub6 := addSubnet6(t, c, cloud, netID, "fd00:63::/64", "slaac", "slaac")
+	routerID, err := c.CreateRouter(ctx, cloud, "r6", "v6r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := c.Client(cloud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Do(ctx, http.MethodPut, "/v2.0/routers/"+routerID+"/add_router_interface", map[string]any{"subnet_id": sub6}, nil); err != nil {
+		t.Fatalf("attach the IPv6 subnet: %v", err)
+	}
+	vm := newVM(t, c, VMOptions{Name: "v", Network: "v6r", Host: "compute1"})
+	if got, want := vmAddrs6(t, vm), apiAddr6(t, vm); len(got) != 1 || got[0] != want {
+		t.Errorf("eth0 has %v, the API shows %s", got, want)
+	}
+	eventually(t, l3Deadline, "an IPv6 default route via the router", func() (bool, error) {
+		out, err := c.Exec("v", "ip", "-6", "route", "show", "default")
+		return err == nil && strings.Contains(out, "via fe80::"), nil
+	})
+	if out, err := c.Exec("v", "ping", "-6", "-c", "1", "-W", "5", "fd00:63::1"); err != nil {
+		t.Errorf("the VM cannot reach the router's address: %v\n%s", err, out)
+	}
+}

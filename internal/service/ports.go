@@ -437,8 +437,11 @@ func (s *Service) planOneIP(ctx context.Context, p *portPlan, v *netView, port *
 		return model.FixedIP{}, noMatchingSubnet(netID, port.DeviceOwner)
 	}
 	var ip netip.Addr
+	// Router interfaces take the subnet's gateway even on SLAAC subnets,
+	// as in Neutron: the router is what announces the prefix there.
+	routerIface := port.DeviceOwner == model.OwnerRouterInterface || port.DeviceOwner == "network:router_interface_distributed"
 	switch {
-	case sn.AutoAddress():
+	case sn.AutoAddress() && !(routerIface && r.IPAddress.IsValid()):
 		if r.IPAddress.IsValid() {
 			return model.FixedIP{}, apierr.New(400, "AllocationOnAutoAddressSubnet", "IPv6 address %s cannot be directly assigned to a port on subnet %s as the subnet is configured for automatic addresses", r.IPAddress, sn.ID)
 		}
