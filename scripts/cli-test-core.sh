@@ -7,37 +7,8 @@ set -euo pipefail
 BIN=${1:-bin/vland}
 . "$(dirname "$0")/lib.sh"
 
-dir=$(mktemp -d /tmp/vland-cli-core.XXXXXX)
 admin_pass='core-admin-pw'
-cleanup() {
-	[ -n "${VLAND_PID:-}" ] && kill "$VLAND_PID" 2>/dev/null && wait "$VLAND_PID" 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-start_server "$BIN" "$dir" "$admin_pass"
-
-passed=0 failed=0
-check() { # check NAME EXPECTED ACTUAL
-	if [ "$2" == "$3" ]; then
-		passed=$((passed + 1)); echo "ok   $1"
-	else
-		failed=$((failed + 1)); echo "FAIL $1: want '$2', got '$3'"
-	fi
-}
-cat >"$dir/clouds.yaml" <<YAML
-clouds:
-  admin:
-    auth: {auth_url: "$VLAND_URL/identity/v3", username: admin, password: "$admin_pass", project_name: admin, user_domain_name: Default, project_domain_name: Default}
-    identity_api_version: 3
-  owner:
-    auth: {auth_url: "$VLAND_URL/identity/v3", username: owner, password: owner-pw, project_name: p-owner, user_domain_name: Default, project_domain_name: Default}
-    identity_api_version: 3
-  guest:
-    auth: {auth_url: "$VLAND_URL/identity/v3", username: guest, password: guest-pw, project_name: p-guest, user_domain_name: Default, project_domain_name: Default}
-    identity_api_version: 3
-YAML
-export OS_CLIENT_CONFIG_FILE=$dir/clouds.yaml
-os() { local c=$1; shift; openstack --os-cloud "$c" "$@"; }
+cli_setup core "$admin_pass" owner guest
 
 for p in owner guest; do
 	os admin project create "p-$p" -f value -c id >/dev/null
@@ -116,5 +87,4 @@ pool_net=$(os guest network create pool-net -f value -c id)
 check "subnet from the pool" "10.70.0.0/26" "$(os guest subnet create --network pool-net --subnet-pool pool1 pool-sub -f value -c cidr)"
 check "prefix length honoured" "10.70.0.64/28" "$(os guest subnet create --network pool-net --subnet-pool pool1 --prefix-length 28 pool-sub2 -f value -c cidr)"
 
-echo "cli-core: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+cli_report cli-core

@@ -9,44 +9,8 @@ set -euo pipefail
 BIN=${1:-bin/vland}
 . "$(dirname "$0")/lib.sh"
 
-dir=$(mktemp -d /tmp/vland-cli-routers.XXXXXX)
 admin_pass='routers-admin-pw'
-cleanup() {
-	[ -n "${VLAND_PID:-}" ] && kill "$VLAND_PID" 2>/dev/null && wait "$VLAND_PID" 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-start_server "$BIN" "$dir" "$admin_pass"
-
-passed=0 failed=0
-check() { # check NAME EXPECTED ACTUAL
-	if [ "$2" == "$3" ]; then
-		passed=$((passed + 1)); echo "ok   $1"
-	else
-		failed=$((failed + 1)); echo "FAIL $1: want '$2', got '$3'"
-	fi
-}
-# refused NAME PATTERN CMD...: the command must fail with PATTERN in its error.
-refused() {
-	local name=$1 pattern=$2
-	shift 2
-	if "$@" >/dev/null 2>"$dir/err"; then
-		check "$name" "refused" "succeeded"
-	else
-		check "$name" "1" "$(grep -c -- "$pattern" "$dir/err" | head -n1)"
-	fi
-}
-cat >"$dir/clouds.yaml" <<YAML
-clouds:
-  admin:
-    auth: {auth_url: "$VLAND_URL/identity/v3", username: admin, password: "$admin_pass", project_name: admin, user_domain_name: Default, project_domain_name: Default}
-    identity_api_version: 3
-  demo:
-    auth: {auth_url: "$VLAND_URL/identity/v3", username: demo, password: demo-pw, project_name: p-demo, user_domain_name: Default, project_domain_name: Default}
-    identity_api_version: 3
-YAML
-export OS_CLIENT_CONFIG_FILE=$dir/clouds.yaml
-os() { local c=$1; shift; openstack --os-cloud "$c" "$@"; }
+cli_setup routers "$admin_pass" demo
 
 os admin project create p-demo -f value -c id >/dev/null
 os admin user create --project p-demo --password demo-pw demo -f value -c id >/dev/null
@@ -113,5 +77,4 @@ check "gateway cleared" "null" "$(os demo router show r1 -f json -c external_gat
 os demo router delete r1
 check "no router ports left" "0" "$(os admin port list --device-owner network:router_gateway -f value -c ID | wc -l)"
 
-echo "cli-routers: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+cli_report cli-routers

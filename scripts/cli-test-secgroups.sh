@@ -7,47 +7,8 @@ set -euo pipefail
 BIN=${1:-bin/vland}
 . "$(dirname "$0")/lib.sh"
 
-dir=$(mktemp -d /tmp/vland-cli-sg.XXXXXX)
 admin_pass='sg-admin-pw'
-cleanup() {
-	[ -n "${VLAND_PID:-}" ] && kill "$VLAND_PID" 2>/dev/null && wait "$VLAND_PID" 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-start_server "$BIN" "$dir" "$admin_pass"
-
-passed=0 failed=0
-check() { # check NAME EXPECTED ACTUAL
-	if [ "$2" == "$3" ]; then
-		passed=$((passed + 1)); echo "ok   $1"
-	else
-		failed=$((failed + 1)); echo "FAIL $1: want '$2', got '$3'"
-	fi
-}
-# refused NAME PATTERN CMD...: CMD must fail with PATTERN in its error.
-refused() {
-	local name=$1 pattern=$2
-	shift 2
-	if "$@" >/dev/null 2>"$dir/err"; then
-		check "$name" "refused" "accepted"
-	else
-		check "$name" "1" "$(grep -c -i -m1 -- "$pattern" "$dir/err")"
-	fi
-}
-cat >"$dir/clouds.yaml" <<YAML
-clouds:
-  admin:
-    auth: {auth_url: "$VLAND_URL/identity/v3", username: admin, password: "$admin_pass", project_name: admin, user_domain_name: Default, project_domain_name: Default}
-    identity_api_version: 3
-  alice:
-    auth: {auth_url: "$VLAND_URL/identity/v3", username: alice, password: alice-pw, project_name: p-alice, user_domain_name: Default, project_domain_name: Default}
-    identity_api_version: 3
-  bob:
-    auth: {auth_url: "$VLAND_URL/identity/v3", username: bob, password: bob-pw, project_name: p-bob, user_domain_name: Default, project_domain_name: Default}
-    identity_api_version: 3
-YAML
-export OS_CLIENT_CONFIG_FILE=$dir/clouds.yaml
-os() { local c=$1; shift; openstack --os-cloud "$c" "$@"; }
+cli_setup sg "$admin_pass" alice bob
 
 for u in alice bob; do
 	os admin project create "p-$u" -f value -c id >/dev/null
@@ -128,5 +89,4 @@ import openstack
 q = openstack.connect(cloud='alice').network.get_quota('$alice_project')
 print(q.security_groups, q.security_group_rules)")"
 
-echo "cli-secgroups: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+cli_report cli-secgroups

@@ -16,13 +16,6 @@ trap cleanup EXIT
 start_server "$BIN" "$dir" "$admin_pass"
 
 passed=0 failed=0
-check() { # check NAME EXPECTED ACTUAL
-	if [ "$2" == "$3" ]; then
-		passed=$((passed + 1)); echo "ok   $1"
-	else
-		failed=$((failed + 1)); echo "FAIL $1: want '$2', got '$3'"
-	fi
-}
 as_admin() {
 	openstack --os-auth-url "$VLAND_URL/identity/v3" --os-identity-api-version 3 \
 		--os-username admin --os-password "$admin_pass" --os-project-name admin \
@@ -72,5 +65,4 @@ as_admin user delete cli-user
 as_admin project delete cli-project
 check "project gone" "" "$(as_admin project list -f value -c Name | grep -x cli-project || true)"
 
-echo "cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+cli_report cli

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -189,33 +190,9 @@ func runBenchDHCP(args []string) error {
 	fs.StringVar(&o.Dir, "dir", o.Dir, "parent directory of the cluster's directory")
 	fs.StringVar(&o.Logs, "logs", "", "copy the cluster's server and agent logs into DIR/<cluster>/ before removing it")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if !*quiet {
-		o.Progress = os.Stderr
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := bench.RunDHCP(ctx, o)
-	if res != nil {
-		if *asJSON {
-			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
-				err = werr
-			}
-		} else {
-			_ = res.WriteText(os.Stdout)
-		}
-	}
-	return err
+	return runBenchWith(fs, args, &o.Progress, func(ctx context.Context) (*bench.DHCPResult, error) {
+		return bench.RunDHCP(ctx, o)
+	})
 }
 
 // runBenchMetadata is `vland bench metadata`: requests per second and
@@ -231,33 +208,9 @@ func runBenchMetadata(args []string) error {
 	fs.IntVar(&o.QuietRate, "quiet-rate", o.QuietRate, "fairness: requests/s of the quiet VM")
 	fs.IntVar(&o.HammerRate, "hammer-rate", o.HammerRate, "fairness: requests/s of the hammering VM")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if !*quiet {
-		o.Progress = os.Stderr
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := bench.RunMetadata(ctx, o)
-	if res != nil {
-		if *asJSON {
-			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
-				err = werr
-			}
-		} else {
-			_ = res.WriteText(os.Stdout)
-		}
-	}
-	return err
+	return runBenchWith(fs, args, &o.Progress, func(ctx context.Context) (*bench.MetadataResult, error) {
+		return bench.RunMetadata(ctx, o)
+	})
 }
 
 // runBenchRouter is `vland bench router`: programming time of many routers
@@ -275,34 +228,10 @@ func runBenchRouter(args []string) error {
 	phases := fs.String("phases", strings.Join(bench.RouterPhases, ","), "phases to run: "+strings.Join(bench.RouterPhases, ", "))
 	fs.BoolVar(&o.LogChanges, "log-changes", false, "log every kernel change the router manager makes")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	o.Phases = splitList(*phases)
-	if !*quiet {
-		o.Progress = os.Stderr
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := bench.RunRouter(ctx, o)
-	if res != nil {
-		if *asJSON {
-			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {
-				err = werr
-			}
-		} else {
-			_ = res.WriteText(os.Stdout)
-		}
-	}
-	return err
+	return runBenchWith(fs, args, &o.Progress, func(ctx context.Context) (*bench.RouterResult, error) {
+		o.Phases = splitList(*phases)
+		return bench.RunRouter(ctx, o)
+	})
 }
 
 // runBenchSecgroup is `vland bench secgroup`: security-group programming
@@ -320,6 +249,25 @@ func runBenchSecgroup(args []string) error {
 	fs.IntVar(&o.IperfSeconds, "iperf-seconds", o.IperfSeconds, "length of each iperf3 run (0: no throughput phase)")
 	fs.IntVar(&o.IperfRepeats, "iperf-repeats", o.IperfRepeats, "iperf3 runs per mode")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound on the whole benchmark")
+	return runBenchWith(fs, args, &o.Progress, func(ctx context.Context) (*bench.SecgroupResult, error) {
+		return bench.RunSecgroup(ctx, o)
+	})
+}
+
+// benchResult is what a benchmark prints.
+type benchResult interface {
+	WriteJSON(io.Writer) error
+	WriteText(io.Writer) error
+}
+
+// runBenchWith adds -json and -quiet to a benchmark's flags, parses args,
+// runs the benchmark with its progress on stderr (unless -quiet) until
+// Ctrl-C or SIGTERM, and prints what it measured even when it failed part
+// way.
+func runBenchWith[T any, R interface {
+	*T
+	benchResult
+}](fs *flag.FlagSet, args []string, progress *io.Writer, run func(context.Context) (R, error)) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -332,11 +280,11 @@ func runBenchSecgroup(args []string) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if !*quiet {
-		o.Progress = os.Stderr
+		*progress = os.Stderr
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := bench.RunSecgroup(ctx, o)
+	res, err := run(ctx)
 	if res != nil {
 		if *asJSON {
 			if werr := res.WriteJSON(os.Stdout); werr != nil && err == nil {

@@ -403,9 +403,9 @@ func (a *Agent) desired() desired {
 		dhcpPorts: map[string]string{},
 		synced:    a.synced,
 	}
-	var isolatedNets []string
+	var metaNets []string
 	if a.meta != nil && a.cfg.IsolatedMetadata {
-		isolatedNets = isolatedMetadata(out.dhcp, a.ports)
+		metaNets = dhcpMetadata(out.dhcp, a.ports)
 	}
 	out.dns = dnsServices(a.cfg.NamespacePrefix, out.dhcp, a.subnets, a.ports, a.dhcp)
 	var metaPort uint16
@@ -417,20 +417,12 @@ func (a *Agent) desired() desired {
 		out.ras = routerAdvertisements(a.cfg.NamespacePrefix, a.routers, a.networks, a.subnets, a.ports)
 	}
 	if a.meta != nil {
-		routers := a.routers
+		routers, served := a.routers, out.routers
 		if !a.cfg.RouterMetadata {
-			routers = nil
+			routers, served = nil, router.Desired{}
 		}
-		out.meta = newMetaIndex(viewMaps{networks: a.networks, subnets: a.subnets, ports: a.ports, routers: routers, instances: a.inst}, isolatedNets)
-		out.meta.groups = map[string]string{}
-		for id, g := range a.groups {
-			out.meta.groups[id] = g.Name
-		}
-		if a.cfg.RouterMetadata {
-			out.metaWants = metadataWants(a.cfg.NamespacePrefix, out.routers, isolatedNets)
-		} else {
-			out.metaWants = metadataWants(a.cfg.NamespacePrefix, router.Desired{}, isolatedNets)
-		}
+		out.meta = newMetaIndex(viewMaps{networks: a.networks, subnets: a.subnets, ports: a.ports, routers: routers, instances: a.inst, groups: a.groups}, metaNets)
+		out.metaWants = metadataWants(a.cfg.NamespacePrefix, served, metaNets)
 	}
 	out.routerPorts = map[string]string{}
 	for _, r := range out.routers.Routers {

@@ -76,6 +76,10 @@ func newMetaIndex(v viewMaps, dhcpNets []string) *metaIndex {
 	ix := &metaIndex{
 		callers: map[string]map[netip.Addr]string{}, ports: v.ports, byDevice: map[string][]string{},
 		subnets: v.subnets, networks: v.networks, instances: v.instances, floating: map[string]netip.Addr{},
+		groups: map[string]string{},
+	}
+	for id, g := range v.groups {
+		ix.groups[id] = g.Name
 	}
 	byNet := portsByNetwork(v.ports)
 	addNet := func(key, network string) {
@@ -180,6 +184,7 @@ type viewMaps struct {
 	ports     map[string]agentapi.Port
 	routers   map[string]agentapi.Router
 	instances map[string]agentapi.Instance
+	groups    map[string]agentapi.SecurityGroup
 }
 
 // metadataService is the agent's metadata server and its listeners, one per
@@ -292,7 +297,7 @@ func metadataWants(prefix string, routers router.Desired, isolatedNets []string)
 	return out
 }
 
-// isolatedMetadata makes every DHCP service a metadata server too: its
+// dhcpMetadata makes every DHCP service a metadata server too: its
 // namespace holds the metadata address (169.254.169.254/32 on the DHCP
 // port) for all the network's VMs, and on networks without a router DHCP
 // hands out a host route to it through the DHCP port's address (option
@@ -301,7 +306,7 @@ func metadataWants(prefix string, routers router.Desired, isolatedNets []string)
 // carries the route until it renews (a day by default); vland keeps
 // answering them (Neutron's force_metadata, for the existing leases only).
 // It returns the networks whose DHCP namespace serves metadata.
-func isolatedMetadata(svcs []qdhcp.Service, ports map[string]agentapi.Port) []string {
+func dhcpMetadata(svcs []qdhcp.Service, ports map[string]agentapi.Port) []string {
 	byNet := portsByNetwork(ports)
 	var out []string
 	for i := range svcs {

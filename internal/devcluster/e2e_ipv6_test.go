@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -132,7 +131,6 @@ func TestE2EIPv6SLAACAndDHCPv6(t *testing.T) {
 	if out, err := c.Exec("s", "ping", "-6", "-c", "1", "-W", "5", dns); err != nil {
 		t.Errorf("s cannot reach the DHCP port %s: %v\n%s", dns, err, out)
 	}
-	_ = time.Second
 }
 
 // TestE2EIPv6RouterAdvertisements: once a router has an interface on a

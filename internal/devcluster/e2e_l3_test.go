@@ -20,17 +20,10 @@ const l3Deadline = 20 * time.Second
 // curlEventually polls a curl until its answer is want.
 func curlEventually(t *testing.T, c *Cluster, vm, url, want string) {
 	t.Helper()
-	var last string
 	eventually(t, l3Deadline, "curl "+url+" from "+orOutside(vm)+" answering "+want, func() (bool, error) {
 		got, err := c.Curl(vm, url, 2*time.Second)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		last = got
-		return got == want, nil
+		return err == nil && got == want, nil
 	})
-	_ = last
 }
 
 // TestE2ERouterNorthSouth: one project's router joins two subnets on VMs of

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// sgAPI creates a security group or rule as the cloud's project.
+// sgCreate creates a security group or rule as the cloud's project.
 func sgCreate(t *testing.T, c *Cluster, cloud, path string, body any) string {
 	t.Helper()
 	cl, err := c.Client(cloud)
@@ -75,8 +75,10 @@ func TestE2ESecurityGroups(t *testing.T) {
 
 	// Remote group: web lets the default group's members in on 80; when b
 	// moves to the web group only, it loses that.
-	def := ""
-	cl, _ := c.Client(cloud)
+	cl, err := c.Client(cloud)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var groups struct {
 		SecurityGroups []struct {
 			ID   string `json:"id"`
@@ -86,7 +88,7 @@ func TestE2ESecurityGroups(t *testing.T) {
 	if err := cl.Do(ctx, http.MethodGet, "/v2.0/security-groups?name=default", nil, &groups); err != nil || len(groups.SecurityGroups) != 1 {
 		t.Fatalf("default group: %v %+v", err, groups)
 	}
-	def = groups.SecurityGroups[0].ID
+	def := groups.SecurityGroups[0].ID
 	sgCreate(t, c, cloud, "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
 		"security_group_id": web, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
 		"port_range_min": 80, "port_range_max": 80, "remote_group_id": def}})

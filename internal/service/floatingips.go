@@ -103,12 +103,8 @@ func (s *Service) CreateFloatingIPs(ctx context.Context, items []model.Fields) (
 		for _, fip := range out {
 			p.ops = append(p.ops, s.indexOp(FloatingIPs, &fip.Standard), s.putJSON(FloatingIPs, fip.ID, fip))
 		}
-		ok, err := s.commit(ctx, p.cmps, p.ops)
-		if err != nil {
+		if err := s.commitPlan(ctx, p); err != nil {
 			return err
-		}
-		if !ok {
-			return s.explainPortConflict(ctx, p)
 		}
 		return nil
 	})
@@ -395,12 +391,8 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, f model.Field
 		fip.Status = s.fipStatus(fip)
 		fip.Touch()
 		p.ops = append(p.ops, s.putJSON(FloatingIPs, id, fip))
-		ok, err := s.commit(ctx, p.cmps, p.ops)
-		if err != nil {
+		if err := s.commitPlan(ctx, p); err != nil {
 			return err
-		}
-		if !ok {
-			return s.explainPortConflict(ctx, p)
 		}
 		out = fip
 		return nil

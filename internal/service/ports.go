@@ -146,12 +146,8 @@ func (s *Service) createPorts(ctx context.Context, items []model.Fields, quota b
 			// Written last: quotaClaim recorded the slot in the object.
 			p.ops = append(p.ops, s.putJSON(Ports, port.ID, port))
 		}
-		ok, err := s.commit(ctx, p.cmps, p.ops)
-		if err != nil {
+		if err := s.commitPlan(ctx, p); err != nil {
 			return err
-		}
-		if !ok {
-			return s.explainPortConflict(ctx, p)
 		}
 		return nil
 	})
@@ -494,6 +490,19 @@ func ipInUse(ip netip.Addr, subnetID string) error {
 	return apierr.Conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, subnetID)
 }
 
+// commitPlan commits a port plan's transaction; a failed compare is
+// explained (which address or MAC was taken) rather than retried blindly.
+func (s *Service) commitPlan(ctx context.Context, p *portPlan) error {
+	ok, err := s.commit(ctx, p.cmps, p.ops)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.explainPortConflict(ctx, p)
+	}
+	return nil
+}
+
 // explainPortConflict finds which reservation a failed transaction lost: a
 // named address or MAC is the caller's 409; anything else is a race to retry.
 func (s *Service) explainPortConflict(ctx context.Context, p *portPlan) error {
@@ -571,12 +580,8 @@ func (s *Service) UpdatePort(ctx context.Context, id string, f model.Fields) (*m
 		}
 		port.Touch()
 		p.ops = append(p.ops, s.putJSON(Ports, id, port))
-		ok, err := s.commit(ctx, p.cmps, p.ops)
-		if err != nil {
+		if err := s.commitPlan(ctx, p); err != nil {
 			return err
-		}
-		if !ok {
-			return s.explainPortConflict(ctx, p)
 		}
 		out = port
 		return nil

@@ -92,12 +92,8 @@ func (s *Service) AddRouterInterface(ctx context.Context, routerID string, req I
 		}
 		r.Touch()
 		p.ops = append(p.ops, s.putJSON(Routers, routerID, r))
-		ok, err := s.commit(ctx, p.cmps, p.ops)
-		if err != nil {
+		if err := s.commitPlan(ctx, p); err != nil {
 			return err
-		}
-		if !ok {
-			return s.explainPortConflict(ctx, p)
 		}
 		info = interfaceInfo(routerID, port, subnets, false)
 		return nil

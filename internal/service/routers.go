@@ -125,12 +125,8 @@ func (s *Service) CreateRouters(ctx context.Context, items []model.Fields) ([]*m
 		for _, r := range out {
 			p.ops = append(p.ops, s.indexOp(Routers, &r.Standard), s.putJSON(Routers, r.ID, r))
 		}
-		ok, err := s.commit(ctx, p.cmps, p.ops)
-		if err != nil {
+		if err := s.commitPlan(ctx, p); err != nil {
 			return err
-		}
-		if !ok {
-			return s.explainPortConflict(ctx, p)
 		}
 		return nil
 	})
@@ -356,12 +352,8 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, f model.Fields) (
 		}
 		r.Touch()
 		p.ops = append(p.ops, s.putJSON(Routers, id, r))
-		ok, err := s.commit(ctx, p.cmps, p.ops)
-		if err != nil {
+		if err := s.commitPlan(ctx, p); err != nil {
 			return err
-		}
-		if !ok {
-			return s.explainPortConflict(ctx, p)
 		}
 		out = r
 		return nil

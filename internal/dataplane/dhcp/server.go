@@ -7,14 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/vland/vland/internal/dataplane/udploop"
 	"github.com/vland/vland/internal/namedns"
 )
 
@@ -23,10 +22,6 @@ const (
 	serverPort = 67
 	clientPort = 68
 )
-
-// recvBufSize holds any DHCP datagram an Ethernet or jumbo-frame network
-// delivers; a longer one is truncated and then fails to parse.
-const recvBufSize = 9000
 
 // ServerOptions tune a Server.
 type ServerOptions struct {
@@ -56,9 +51,7 @@ type Server struct {
 	log   *slog.Logger
 	table atomic.Pointer[Table]
 
-	mu   sync.Mutex
-	conn *net.UDPConn
-	done chan struct{}
+	loop udploop.Loop
 
 	received, malformed, ignored         atomic.Uint64
 	offers, acks, naks, sendErrs, panics atomic.Uint64
@@ -109,9 +102,7 @@ func (s *Server) Stats() Stats {
 // is bound to the interface's index: if the interface is deleted and made
 // again, Stop and Start the Server.
 func (s *Server) Start(ns, ifname string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil {
+	if s.loop.Running() {
 		return errors.New("dhcp server already started")
 	}
 	var conn *net.UDPConn
@@ -123,9 +114,12 @@ func (s *Server) Start(ns, ifname string) error {
 	if err != nil {
 		return fmt.Errorf("dhcp server on %s in namespace %q: %w", ifname, ns, err)
 	}
-	s.conn, s.done = conn, make(chan struct{})
-	log := s.log.With("netns", ns, "interface", ifname)
-	go s.loop(conn, s.done, log)
+	log := s.log.With("netns", ns, "interface", ifname, "server", "DHCPv4")
+	serve := func(c *net.UDPConn, pkt []byte, from netip.AddrPort) { s.serveOne(c, pkt, from, log) }
+	if err := s.loop.Start(conn, serve, log, func() { s.panics.Add(1) }); err != nil {
+		conn.Close()
+		return fmt.Errorf("dhcp server on %s in namespace %q: %w", ifname, ns, err)
+	}
 	log.Info("DHCPv4 server started")
 	return nil
 }
@@ -133,16 +127,8 @@ func (s *Server) Start(ns, ifname string) error {
 // Stop closes the socket and waits for the Server's goroutine to finish. A
 // stopped Server may be started again.
 func (s *Server) Stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return nil
-	}
-	err := s.conn.Close()
-	<-s.done
-	s.conn, s.done = nil, nil
-	if err != nil {
-		return fmt.Errorf("close dhcp socket: %w", err)
+	if err := s.loop.Stop(); err != nil {
+		return fmt.Errorf("dhcp server: %w", err)
 	}
 	return nil
 }
@@ -182,37 +168,9 @@ func listen(ifname string) (*net.UDPConn, error) {
 	return pc.(*net.UDPConn), nil
 }
 
-// loop reads datagrams until the socket is closed.
-func (s *Server) loop(conn *net.UDPConn, done chan struct{}, log *slog.Logger) {
-	defer close(done)
-	buf := make([]byte, recvBufSize)
-	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				log.Info("DHCPv4 server stopped")
-				return
-			}
-			// Transient (a full socket buffer, an ICMP error surfacing); pause
-			// so a persistent error cannot spin the CPU.
-			log.Warn("DHCP receive failed", "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		s.serveOne(conn, buf[:n], from, log)
-	}
-}
-
-// serveOne answers one datagram. A panic here, a bug in this package or in
-// the packet parser, costs that packet only, never the agent that serves
-// every network of the host.
+// serveOne answers one datagram (package udploop runs the loop and keeps
+// a panic here to that packet).
 func (s *Server) serveOne(conn *net.UDPConn, pkt []byte, from netip.AddrPort, log *slog.Logger) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.panics.Add(1)
-			log.Error("BUG: panic answering a DHCP packet", "panic", r, "from", from, "len", len(pkt))
-		}
-	}()
 	s.received.Add(1)
 	req, resp, dst, err := handle(pkt, *s.table.Load())
 	if err != nil {

@@ -7,15 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
+	"github.com/vland/vland/internal/dataplane/udploop"
 	"github.com/vland/vland/internal/namedns"
 )
 
@@ -40,9 +39,7 @@ type Server struct {
 	duid  dhcpv6.DUID
 	table atomic.Pointer[Table]
 
-	mu   sync.Mutex
-	conn *net.UDPConn
-	done chan struct{}
+	loop udploop.Loop
 
 	received, malformed, ignored, replies, sendErrs, panics atomic.Uint64
 }
@@ -72,9 +69,7 @@ func (s *Server) Stats() Stats {
 // Start opens UDP [::]:547 on ifname inside namespace ns ("" for the
 // caller's, a name or a path), joins ff02::1:2 there and serves until Stop.
 func (s *Server) Start(ns, ifname string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil {
+	if s.loop.Running() {
 		return errors.New("dhcpv6 server already started")
 	}
 	var conn *net.UDPConn
@@ -102,55 +97,27 @@ func (s *Server) Start(ns, ifname string) error {
 	if err != nil {
 		return fmt.Errorf("dhcpv6 server on %s in namespace %q: %w", ifname, ns, err)
 	}
-	s.conn, s.done = conn, make(chan struct{})
-	log := s.log.With("netns", ns, "interface", ifname)
-	go s.loop(conn, s.done, log)
+	log := s.log.With("netns", ns, "interface", ifname, "server", "DHCPv6")
+	serve := func(c *net.UDPConn, pkt []byte, from netip.AddrPort) { s.serveOne(c, pkt, from, log) }
+	if err := s.loop.Start(conn, serve, log, func() { s.panics.Add(1) }); err != nil {
+		conn.Close()
+		return fmt.Errorf("dhcpv6 server on %s in namespace %q: %w", ifname, ns, err)
+	}
 	log.Info("DHCPv6 server started")
 	return nil
 }
 
 // Stop closes the socket and waits for the server's goroutine.
 func (s *Server) Stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return nil
-	}
-	err := s.conn.Close()
-	<-s.done
-	s.conn, s.done = nil, nil
-	if err != nil {
-		return fmt.Errorf("close dhcpv6 socket: %w", err)
+	if err := s.loop.Stop(); err != nil {
+		return fmt.Errorf("dhcpv6 server: %w", err)
 	}
 	return nil
 }
 
-func (s *Server) loop(conn *net.UDPConn, done chan struct{}, log *slog.Logger) {
-	defer close(done)
-	buf := make([]byte, 9000)
-	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				log.Info("DHCPv6 server stopped")
-				return
-			}
-			log.Warn("DHCPv6 receive failed", "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		s.serveOne(conn, buf[:n], from, log)
-	}
-}
-
-// serveOne answers one datagram; a panic costs that packet only.
+// serveOne answers one datagram (package udploop runs the loop and keeps a
+// panic here to that packet).
 func (s *Server) serveOne(conn *net.UDPConn, pkt []byte, from netip.AddrPort, log *slog.Logger) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.panics.Add(1)
-			log.Error("BUG: panic answering a DHCPv6 packet", "panic", r, "from", from, "len", len(pkt))
-		}
-	}()
 	s.received.Add(1)
 	resp, err := Handle(pkt, from.Addr(), *s.table.Load(), s.duid)
 	if err != nil {

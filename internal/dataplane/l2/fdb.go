@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/dataplane/nlutil"
 )
 
 // syncFDB makes the vxlan device's own ("self") forwarding entries exactly
@@ -22,7 +24,7 @@ func (r *run) syncFDB(dev netlink.Link, want []FDBSpec) error {
 	idx := dev.Attrs().Index
 	name := dev.Attrs().Name
 	var list []netlink.Neigh
-	if err := retryDump(func() (err error) {
+	if err := nlutil.RetryDump(func() (err error) {
 		list, err = r.h.NeighList(idx, unix.AF_BRIDGE)
 		return err
 	}); err != nil {
@@ -89,7 +91,7 @@ func (r *run) syncNeighbors(dev netlink.Link, want []NeighSpec) error {
 	have := map[netip.Addr]netlink.Neigh{}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		var list []netlink.Neigh
-		if err := retryDump(func() (err error) {
+		if err := nlutil.RetryDump(func() (err error) {
 			list, err = r.h.NeighList(idx, fam)
 			return err
 		}); err != nil {

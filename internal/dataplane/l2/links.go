@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/dataplane/nlutil"
 )
 
 // ensureBridge creates the bridge if missing and fixes its MTU and up state in
@@ -222,7 +224,7 @@ func (r *run) refresh(name string) (netlink.Link, error) {
 
 func (r *run) deleteLink(l netlink.Link, why string) error {
 	name := l.Attrs().Name
-	if err := ignoreNotFound(r.h.LinkDel(l)); err != nil {
+	if err := nlutil.IgnoreNotFound(r.h.LinkDel(l)); err != nil {
 		return fmt.Errorf("delete %s %s: %w", l.Type(), name, err)
 	}
 	r.changed("delete %s %s (%s)", l.Type(), name, why)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
+	"github.com/vland/vland/internal/dataplane/nlutil"
 	"github.com/vland/vland/internal/namedns"
 )
 
@@ -131,7 +131,7 @@ type run struct {
 // load (re)reads every link of the namespace.
 func (r *run) load() error {
 	var links []netlink.Link
-	err := retryDump(func() (err error) {
+	err := nlutil.RetryDump(func() (err error) {
 		links, err = r.h.LinkList()
 		return err
 	})
@@ -173,7 +173,7 @@ func (r *run) underlay(local netip.Addr) int {
 		fam = netlink.FAMILY_V6
 	}
 	var addrs []netlink.Addr
-	err := retryDump(func() (err error) {
+	err := nlutil.RetryDump(func() (err error) {
 		addrs, err = r.h.AddrList(nil, fam)
 		return err
 	})
@@ -265,24 +265,3 @@ func (r *run) tapStatus(plan Plan, nets map[string]NetworkStatus) map[string]Tap
 }
 
 func isUp(l netlink.Link) bool { return l.Attrs().Flags&net.FlagUp != 0 }
-
-// retryDump repeats a netlink dump the kernel interrupted because the table
-// changed under it; a few retries make a consistent view overwhelmingly likely.
-func retryDump(f func() error) error {
-	var err error
-	for range 5 {
-		if err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
-}
-
-// ignoreNotFound treats "already gone" as success when deleting.
-func ignoreNotFound(err error) error {
-	var lnf netlink.LinkNotFoundError
-	if errors.As(err, &lnf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return err
-}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vland/vland/internal/dataplane/dhcp"
 	"github.com/vland/vland/internal/dataplane/dhcp6"
+	"github.com/vland/vland/internal/dataplane/nlutil"
 	"github.com/vland/vland/internal/dataplane/ra"
 	"github.com/vland/vland/internal/namedns"
 )
@@ -289,7 +290,7 @@ func (r *run) ensure(s Service) Status {
 func (r *run) ensureDevice(s Service, name string, nsh netns.NsHandle, nh *netlink.Handle) (netlink.Link, error) {
 	m := r.m
 	tapName, devName := TapName(s.PortID), DeviceName(s.PortID)
-	links, err := listLinks(nh)
+	links, err := nlutil.ListLinks(nh)
 	if err != nil {
 		return nil, fmt.Errorf("links of %s: %w", name, err)
 	}
@@ -307,25 +308,25 @@ func (r *run) ensureDevice(s Service, name string, nsh netns.NsHandle, nh *netli
 		case a.Name == devName:
 			dev = l
 		case strings.HasPrefix(a.Name, DevicePrefix) && l.Type() == "veth":
-			if err := ignoreNotFound(nh.LinkDel(l)); err != nil {
+			if err := nlutil.IgnoreNotFound(nh.LinkDel(l)); err != nil {
 				return nil, fmt.Errorf("delete stale %s in %s: %w", a.Name, name, err)
 			}
 			r.changed("delete stale %s in %s (the DHCP port is now %s)", a.Name, name, s.PortID)
 		}
 	}
-	tap, err := linkByName(m.h, tapName)
+	tap, err := nlutil.LinkByName(m.h, tapName)
 	if err != nil {
 		return nil, err
 	}
 	if !paired(tap, dev) {
 		if tap != nil {
-			if err := ignoreNotFound(m.h.LinkDel(tap)); err != nil {
+			if err := nlutil.IgnoreNotFound(m.h.LinkDel(tap)); err != nil {
 				return nil, fmt.Errorf("delete %s (%s) to recreate it: %w", tapName, tap.Type(), err)
 			}
 			r.changed("delete %s %s in the host namespace (not paired with %s in %s)", tap.Type(), tapName, devName, name)
 		}
 		if dev != nil {
-			if err := ignoreNotFound(nh.LinkDel(dev)); err != nil {
+			if err := nlutil.IgnoreNotFound(nh.LinkDel(dev)); err != nil {
 				return nil, fmt.Errorf("delete %s in %s to recreate it: %w", devName, name, err)
 			}
 			r.changed("delete %s %s in %s (not paired with %s)", dev.Type(), devName, name, tapName)
@@ -405,7 +406,7 @@ func paired(tap, dev netlink.Link) bool {
 // address detection: the port's address is the server's to hold.
 func (r *run) syncAddrs(nh *netlink.Handle, dev netlink.Link, want []netip.Prefix) error {
 	var list []netlink.Addr
-	err := retryDump(func() (err error) {
+	err := nlutil.RetryDump(func() (err error) {
 		list, err = nh.AddrList(dev, netlink.FAMILY_ALL)
 		return err
 	})
@@ -595,11 +596,11 @@ func (r *run) deleteNamespace(name string) error {
 	if ok {
 		nh, err := netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
 		if err == nil {
-			links, err := listLinks(nh)
+			links, err := nlutil.ListLinks(nh)
 			errs = append(errs, err)
 			for _, l := range links {
 				if l.Type() == "veth" {
-					if err := ignoreNotFound(nh.LinkDel(l)); err != nil {
+					if err := nlutil.IgnoreNotFound(nh.LinkDel(l)); err != nil {
 						errs = append(errs, fmt.Errorf("delete %s in %s: %w", l.Attrs().Name, name, err))
 					}
 				}
@@ -615,47 +616,4 @@ func (r *run) deleteNamespace(name string) error {
 	}
 	r.changed("delete namespace %s (no DHCP port wants it)", name)
 	return errors.Join(errs...)
-}
-
-// linkByName returns the link, or nil when there is none.
-func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
-	l, err := h.LinkByName(name)
-	if err == nil {
-		return l, nil
-	}
-	if ignoreNotFound(err) == nil {
-		return nil, nil
-	}
-	return nil, fmt.Errorf("read %s: %w", name, err)
-}
-
-// listLinks lists a namespace's links, retrying an interrupted dump.
-func listLinks(h *netlink.Handle) ([]netlink.Link, error) {
-	var links []netlink.Link
-	err := retryDump(func() (err error) {
-		links, err = h.LinkList()
-		return err
-	})
-	return links, err
-}
-
-// retryDump repeats a netlink dump the kernel interrupted because the table
-// changed under it.
-func retryDump(f func() error) error {
-	var err error
-	for range 5 {
-		if err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
-}
-
-// ignoreNotFound treats "already gone" as success.
-func ignoreNotFound(err error) error {
-	var lnf netlink.LinkNotFoundError
-	if errors.As(err, &lnf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return err
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/vland/vland/internal/dataplane/nlutil"
 )
 
 // device is one router port as the namespace holds it.
@@ -50,7 +52,7 @@ func (r *run) ensureDevices(rn *routerNS, p *plan) (map[string]netlink.Link, err
 	links := rn.links
 	if links == nil {
 		var err error
-		if links, err = listLinks(rn.nh); err != nil {
+		if links, err = nlutil.ListLinks(rn.nh); err != nil {
 			return nil, fmt.Errorf("links of %s: %w", rn.name, err)
 		}
 	}
@@ -72,7 +74,7 @@ func (r *run) ensureDevices(rn *routerNS, p *plan) (map[string]netlink.Link, err
 		case want[a.Name].name != "":
 			have[a.Name] = l
 		case ours(l):
-			if err := ignoreNotFound(rn.nh.LinkDel(l)); err != nil {
+			if err := nlutil.IgnoreNotFound(rn.nh.LinkDel(l)); err != nil {
 				return nil, fmt.Errorf("delete stale %s in %s: %w", a.Name, rn.name, err)
 			}
 			r.changed("delete stale %s in %s (no port of the router)", a.Name, rn.name)
@@ -93,19 +95,19 @@ func (r *run) ensureDevices(rn *routerNS, p *plan) (map[string]netlink.Link, err
 // found, nil when there is none.
 func (r *run) ensureDevice(rn *routerNS, d device, dev netlink.Link) (netlink.Link, error) {
 	m := r.m
-	tap, err := linkByName(m.h, d.tap)
+	tap, err := nlutil.LinkByName(m.h, d.tap)
 	if err != nil {
 		return nil, err
 	}
 	if !paired(tap, dev) {
 		if tap != nil {
-			if err := ignoreNotFound(m.h.LinkDel(tap)); err != nil {
+			if err := nlutil.IgnoreNotFound(m.h.LinkDel(tap)); err != nil {
 				return nil, fmt.Errorf("delete %s (%s) to recreate it: %w", d.tap, tap.Type(), err)
 			}
 			r.changed("delete %s %s in the host namespace (not paired with %s in %s)", tap.Type(), d.tap, d.name, rn.name)
 		}
 		if dev != nil {
-			if err := ignoreNotFound(rn.nh.LinkDel(dev)); err != nil {
+			if err := nlutil.IgnoreNotFound(rn.nh.LinkDel(dev)); err != nil {
 				return nil, fmt.Errorf("delete %s in %s to recreate it: %w", d.name, rn.name, err)
 			}
 			r.changed("delete %s %s in %s (not paired with %s)", dev.Type(), d.name, rn.name, d.tap)
@@ -247,7 +249,7 @@ func (r *run) syncAddrs(rn *routerNS, dev netlink.Link, want []netip.Prefix, rem
 func (rn *routerNS) addrsOf(dev netlink.Link) ([]netlink.Addr, error) {
 	if rn.addrs == nil {
 		var list []netlink.Addr
-		err := retryDump(func() (err error) {
+		err := nlutil.RetryDump(func() (err error) {
 			list, err = rn.nh.AddrList(nil, netlink.FAMILY_ALL)
 			return err
 		})
@@ -287,7 +289,7 @@ const routeProto = unix.RTPROT_STATIC
 // in the returned item errors; the others are still made.
 func (r *run) syncRoutes(rn *routerNS, p *plan, links map[string]netlink.Link) ([]error, error) {
 	var list []netlink.Route
-	err := retryDump(func() (err error) {
+	err := nlutil.RetryDump(func() (err error) {
 		list, err = rn.nh.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: routeProto},
 			netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
 		return err
@@ -437,47 +439,4 @@ func describeRoute(rt netlink.Route) string {
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-// linkByName returns the link, or nil when there is none.
-func linkByName(h *netlink.Handle, name string) (netlink.Link, error) {
-	l, err := h.LinkByName(name)
-	if err == nil {
-		return l, nil
-	}
-	if ignoreNotFound(err) == nil {
-		return nil, nil
-	}
-	return nil, fmt.Errorf("read %s: %w", name, err)
-}
-
-// listLinks lists a namespace's links, retrying an interrupted dump.
-func listLinks(h *netlink.Handle) ([]netlink.Link, error) {
-	var links []netlink.Link
-	err := retryDump(func() (err error) {
-		links, err = h.LinkList()
-		return err
-	})
-	return links, err
-}
-
-// retryDump repeats a netlink dump the kernel interrupted because the table
-// changed under it.
-func retryDump(f func() error) error {
-	var err error
-	for range 5 {
-		if err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
-}
-
-// ignoreNotFound treats "already gone" as success.
-func ignoreNotFound(err error) error {
-	var lnf netlink.LinkNotFoundError
-	if errors.As(err, &lnf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return err
 }

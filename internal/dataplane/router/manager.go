@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/vland/vland/internal/dataplane/nlutil"
 	"github.com/vland/vland/internal/namedns"
 )
 
@@ -362,7 +363,7 @@ func (rn *routerNS) close() {
 // not the router's gateway (with their addresses) and qg- addresses that are
 // not the router's any more.
 func (r *run) withdraw(rn *routerNS, p *plan) error {
-	links, err := listLinks(rn.nh)
+	links, err := nlutil.ListLinks(rn.nh)
 	if err != nil {
 		return fmt.Errorf("links of %s: %w", rn.name, err)
 	}
@@ -377,7 +378,7 @@ func (r *run) withdraw(rn *routerNS, p *plan) error {
 			continue
 		}
 		if name != want {
-			if err := ignoreNotFound(rn.nh.LinkDel(l)); err != nil {
+			if err := nlutil.IgnoreNotFound(rn.nh.LinkDel(l)); err != nil {
 				return fmt.Errorf("delete stale %s in %s: %w", name, rn.name, err)
 			}
 			rn.links = nil
@@ -655,11 +656,11 @@ func (r *run) deleteNamespace(name string) error {
 	}
 	var errs []error
 	if rn != nil {
-		links, err := listLinks(rn.nh)
+		links, err := nlutil.ListLinks(rn.nh)
 		errs = append(errs, err)
 		for _, l := range links {
 			if l.Type() == "veth" {
-				if err := ignoreNotFound(rn.nh.LinkDel(l)); err != nil {
+				if err := nlutil.IgnoreNotFound(rn.nh.LinkDel(l)); err != nil {
 					errs = append(errs, fmt.Errorf("delete %s in %s: %w", l.Attrs().Name, name, err))
 				}
 			}
